@@ -1,0 +1,36 @@
+# Every target bootstraps its own virtual environment from pyproject.toml:
+# a fresh machine needs only Python 3.10+ and make.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck schema clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m scripts.demo
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict shared
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict shared
+
+schema: $(STAMP)
+	$(BIN)/python -m shared.schema_export
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

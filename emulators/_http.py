@@ -91,7 +91,8 @@ class VirtualClock:
 
     def now(self) -> float:
         with self._lock:
-            return self._base_wall + (time.monotonic() - self._base_mono) * self._factor + self._offset
+            elapsed = time.monotonic() - self._base_mono
+            return self._base_wall + elapsed * self._factor + self._offset
 
     def advance(self, seconds: float) -> float:
         with self._lock:
@@ -245,7 +246,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EmulatorHTTPServer
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         return  # the request log replaces stderr noise
 
     def _dispatch(self) -> None:

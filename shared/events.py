@@ -1,0 +1,96 @@
+"""Completion events: CloudEvents 1.0 in structured-mode JSON, one type per outcome status.
+
+The event id is a UUIDv5 of the request id and the phase, so a redelivered request produces an
+event with the same id and consumers can drop the duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.outcome import ErrorInfo, Outcome, OutcomeStatus
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "restorefn.object.restore.v1"
+EVENT_ID_NAMESPACE = uuid.UUID("5b0f0c1e-4d0c-4a55-9b33-2f7c6a2d9e41")
+REJECTED_SOURCE = "//restorefn/requests"
+
+
+def event_type(status: OutcomeStatus) -> str:
+    return f"{TYPE_PREFIX}.{status.value}"
+
+
+EVENT_TYPES = {status: event_type(status) for status in OutcomeStatus}
+
+
+class RestoreEventData(BaseModel):
+    """The ``data`` of every restore event."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: OutcomeStatus
+    request_id: str
+    provider: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    region: str | None = None
+    version_id: str | None = None
+    generation: int | None = Field(default=None, description="Source (soft-deleted) generation.")
+    restored_generation: int | None = None
+    storage_class: str | None = None
+    tier: str | None = None
+    days: int | None = None
+    expiry_time: datetime | None = None
+    expected_completion_after: datetime | None = None
+    expected_completion_before: datetime | None = None
+    context: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+
+
+class CloudEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    specversion: str = SPEC_VERSION
+    id: str
+    source: str
+    type: str
+    subject: str | None = None
+    time: datetime
+    datacontenttype: str = "application/json"
+    data: RestoreEventData
+
+    def to_json(self) -> str:
+        return self.model_dump_json(exclude_none=True)
+
+
+def event_id(request_id: str, status: OutcomeStatus) -> str:
+    return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{request_id}/{status.value}"))
+
+
+def event_source(provider: str | None, bucket: str | None, region: str | None) -> str:
+    if provider == "gcs" and bucket:
+        return f"//storage.googleapis.com/projects/_/buckets/{bucket}"
+    if provider == "cos" and bucket:
+        return f"//cos.{region or 'unknown'}.myqcloud.com/buckets/{bucket}"
+    return REJECTED_SOURCE
+
+
+def build_event(outcome: Outcome, now: datetime | None = None) -> CloudEvent:
+    data = RestoreEventData(
+        outcome=outcome.status,
+        **outcome.model_dump(exclude={"status", "attempts"}),
+    )
+    subject = f"objects/{quote(outcome.key, safe='/')}" if outcome.key else None
+    return CloudEvent(
+        id=event_id(outcome.request_id, outcome.status),
+        source=event_source(outcome.provider, outcome.bucket, outcome.region),
+        type=event_type(outcome.status),
+        subject=subject,
+        time=now or datetime.now(timezone.utc),
+        data=data,
+    )

@@ -1,0 +1,68 @@
+"""What a provider adapter is, and the helpers every adapter uses to shape its outcomes."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+
+from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
+from shared.schemas import CosRestoreRequest, GcsRestoreRequest
+
+RequestT = TypeVar("RequestT", CosRestoreRequest, GcsRestoreRequest, contravariant=True)
+
+
+class ProviderAdapter(Protocol[RequestT]):
+    def restore(self, request: RequestT) -> Outcome:
+        """Ask the provider to restore; never raises for provider or network failures."""
+
+    def check(self, request: RequestT) -> Outcome:
+        """Where the restore stands now: completed, in_progress, or why it is neither."""
+
+
+def outcome_for(
+    request: CosRestoreRequest | GcsRestoreRequest, status: OutcomeStatus, **fields: Any
+) -> Outcome:
+    """An outcome that carries the request's identity (ids, bucket, key, context)."""
+    base: dict[str, Any] = {
+        "request_id": request.request_id,
+        "provider": request.provider,
+        "bucket": request.bucket,
+        "key": request.object_key,
+        "context": request.context,
+    }
+    if isinstance(request, CosRestoreRequest):
+        base.update(
+            region=request.region, version_id=request.version_id, tier=request.tier,
+            days=request.days,
+        )
+    else:
+        base.update(generation=request.generation)
+    base.update(fields)
+    return Outcome(status=status, **base)
+
+
+def failure(
+    request: CosRestoreRequest | GcsRestoreRequest,
+    code: ErrorCode,
+    message: str,
+    *,
+    status: OutcomeStatus = OutcomeStatus.FAILED,
+    retryable: bool = False,
+    http_status: int | None = None,
+    provider_code: str | None = None,
+    provider_request_id: str | None = None,
+    **fields: Any,
+) -> Outcome:
+    error = ErrorInfo(
+        code=code,
+        message=message,
+        retryable=retryable,
+        http_status=http_status,
+        provider_code=provider_code,
+        provider_request_id=provider_request_id,
+    )
+    return outcome_for(request, status, error=error, **fields)
+
+
+def is_retryable_status(http_status: int | None) -> bool:
+    """429, 5xx (and no status at all: a network failure) are worth another attempt."""
+    return http_status is None or http_status == 429 or http_status >= 500

@@ -1,0 +1,309 @@
+"""Tencent COS: restore an archived object through cos-python-sdk-v5.
+
+Flow: HEAD the object (storage class and restore state), refuse what cannot work before spending
+a rate-limited restore call (not archived; Expedited on DEEP_ARCHIVE), skip the call when a
+restore is already running, then POST ``?restore`` keeping the HTTP status, because the SDK's
+``restore_object`` returns None for both 202 (job created) and 200 (copy already readable).
+
+The SDK is imported when the first COS request arrives, never at module import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from shared.config import CosSettings
+from shared.outcome import ErrorCode, Outcome, OutcomeStatus
+from shared.providers.base import failure, is_retryable_status, outcome_for
+from shared.schemas import CosRestoreRequest
+from shared.tiers import ARCHIVE_CLASSES, TIERED_CLASSES, expected_window, supports_tier
+
+_ONGOING = re.compile(r'ongoing-request\s*=\s*"(true|false)"', re.IGNORECASE)
+_EXPIRY = re.compile(r'expiry-date\s*=\s*"([^"]+)"', re.IGNORECASE)
+
+# COS error codes -> (our code, outcome status). Anything unlisted falls back on the HTTP status.
+_ERROR_CODES: dict[str, tuple[ErrorCode, OutcomeStatus]] = {
+    "RestoreNonArchiveObject": (ErrorCode.NOT_ARCHIVED, OutcomeStatus.REJECTED),
+    "NoSuchKey": (ErrorCode.NOT_FOUND, OutcomeStatus.FAILED),
+    "NoSuchResource": (ErrorCode.NOT_FOUND, OutcomeStatus.FAILED),
+    "NoSuchVersion": (ErrorCode.NOT_FOUND, OutcomeStatus.FAILED),
+    "NoSuchBucket": (ErrorCode.NOT_FOUND, OutcomeStatus.FAILED),
+    "AccessDenied": (ErrorCode.ACCESS_DENIED, OutcomeStatus.FAILED),
+    "SignatureDoesNotMatch": (ErrorCode.ACCESS_DENIED, OutcomeStatus.FAILED),
+    "InvalidAccessKeyId": (ErrorCode.ACCESS_DENIED, OutcomeStatus.FAILED),
+    "RequestTimeTooSkewed": (ErrorCode.ACCESS_DENIED, OutcomeStatus.FAILED),
+    "MalformedXML": (ErrorCode.BAD_REQUEST, OutcomeStatus.FAILED),
+    "InvalidArgument": (ErrorCode.BAD_REQUEST, OutcomeStatus.FAILED),
+    "SlowDown": (ErrorCode.THROTTLED, OutcomeStatus.FAILED),
+}
+
+
+@dataclass(frozen=True)
+class RestoreState:
+    """What ``x-cos-restore`` says: never requested, running, or readable until ``expiry``."""
+
+    requested: bool
+    ongoing: bool = False
+    expiry: datetime | None = None
+
+
+def parse_restore_header(value: str | None) -> RestoreState:
+    if not value:
+        return RestoreState(requested=False)
+    ongoing = _ONGOING.search(value)
+    expiry_match = _EXPIRY.search(value)
+    expiry = None
+    if expiry_match:
+        try:
+            expiry = parsedate_to_datetime(expiry_match.group(1)).astimezone(timezone.utc)
+        except (TypeError, ValueError):
+            expiry = None
+    return RestoreState(
+        requested=True, ongoing=bool(ongoing and ongoing.group(1).lower() == "true"), expiry=expiry
+    )
+
+
+def _header(headers: dict[str, Any], name: str) -> str | None:
+    # head_object returns the headers as a plain dict with the server's spelling.
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return str(value)
+    return None
+
+
+class CosAdapter:
+    def __init__(self, settings: CosSettings, *, timeout: float = 10.0) -> None:
+        self._settings = settings
+        self._timeout = timeout
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        # The SDK logs request headers (signatures, tokens) at DEBUG and stack traces at ERROR;
+        # our outcomes carry the status, code and request id instead.
+        logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)
+
+    # -- client -----------------------------------------------------------------------------
+    def _client(self, region: str) -> Any:
+        client = self._clients.get(region)
+        if client is not None:
+            return client
+        with self._lock:
+            if region not in self._clients:
+                from qcloud_cos import CosConfig, CosS3Client
+
+                settings = self._settings
+                options: dict[str, Any] = {
+                    "Region": region,
+                    "SecretId": _reveal(settings.secret_id),
+                    "SecretKey": _reveal(settings.secret_key),
+                    "Token": _reveal(settings.session_token),
+                    "Scheme": settings.scheme,
+                    "Timeout": self._timeout,
+                    "PoolConnections": settings.pool_size,
+                    "PoolMaxSize": settings.pool_size,
+                }
+                if settings.endpoint:
+                    endpoint = urlsplit(settings.endpoint)
+                    options.update(
+                        Scheme=endpoint.scheme or "http", IP=endpoint.hostname, Port=endpoint.port
+                    )
+                # retry=0: retries are ours (shared.retry), bounded by the invocation's deadline,
+                # instead of the SDK's fixed 1 s, 2 s, 3 s sleeps.
+                self._clients[region] = CosS3Client(CosConfig(**options), retry=0)
+            return self._clients[region]
+
+    # -- operations --------------------------------------------------------------------------
+    def restore(self, request: CosRestoreRequest) -> Outcome:
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        client = self._client(request.region)
+        try:
+            head = self._head(client, request)
+        except CosServiceError as exc:
+            return self._service_failure(request, exc)
+        except CosClientError as exc:
+            return _network_failure(request, exc)
+
+        storage_class = (_header(head, "x-cos-storage-class") or "STANDARD").upper()
+        state = parse_restore_header(_header(head, "x-cos-restore"))
+        refusal = _refusal(request, storage_class, _header(head, "x-cos-storage-tier"))
+        if refusal is not None:
+            return refusal
+        if state.ongoing:
+            return outcome_for(request, OutcomeStatus.IN_PROGRESS, storage_class=storage_class)
+
+        try:
+            status = self._post_restore(client, request)
+        except CosServiceError as exc:
+            return self._service_failure(request, exc, storage_class=storage_class)
+        except CosClientError as exc:
+            return _network_failure(request, exc, storage_class=storage_class)
+
+        if status == 202:
+            return self._initiated(request, storage_class)
+        # 200: the copy was already readable and the new Days moved its expiry. Read it back.
+        expiry = state.expiry
+        # The restore itself succeeded: if this read fails, the older expiry is still worth it.
+        with contextlib.suppress(CosServiceError, CosClientError):
+            head = self._head(client, request)
+            expiry = parse_restore_header(_header(head, "x-cos-restore")).expiry or expiry
+        return outcome_for(
+            request, OutcomeStatus.ALREADY_RESTORED, storage_class=storage_class,
+            expiry_time=expiry,
+        )
+
+    def check(self, request: CosRestoreRequest) -> Outcome:
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        try:
+            head = self._head(self._client(request.region), request)
+        except CosServiceError as exc:
+            return self._service_failure(request, exc)
+        except CosClientError as exc:
+            return _network_failure(request, exc)
+        storage_class = (_header(head, "x-cos-storage-class") or "STANDARD").upper()
+        state = parse_restore_header(_header(head, "x-cos-restore"))
+        if state.ongoing:
+            return outcome_for(request, OutcomeStatus.IN_PROGRESS, storage_class=storage_class)
+        if state.requested:
+            return outcome_for(
+                request, OutcomeStatus.COMPLETED, storage_class=storage_class,
+                expiry_time=state.expiry,
+            )
+        if storage_class not in ARCHIVE_CLASSES | TIERED_CLASSES:
+            return failure(
+                request, ErrorCode.NOT_ARCHIVED, f"object is {storage_class}, readable as it is",
+                status=OutcomeStatus.REJECTED, storage_class=storage_class,
+            )
+        return failure(
+            request, ErrorCode.NOT_RESTORED,
+            "object is archived and no restored copy exists (never requested, or expired)",
+            storage_class=storage_class,
+        )
+
+    # -- wire --------------------------------------------------------------------------------
+    def _head(self, client: Any, request: CosRestoreRequest) -> dict[str, Any]:
+        extra = {"VersionId": request.version_id} if request.version_id else {}
+        head: dict[str, Any] = client.head_object(Bucket=request.bucket, Key=request.key, **extra)
+        return head
+
+    def _post_restore(self, client: Any, request: CosRestoreRequest) -> int:
+        """POST ?restore through the SDK's own signing and transport, keeping the status code."""
+        from qcloud_cos.cos_auth import CosS3Auth
+        from qcloud_cos.cos_comm import format_xml
+
+        params = {"restore": ""}
+        if request.version_id:
+            params["versionId"] = request.version_id
+        body = format_xml(
+            data={"Days": request.days, "CASJobParameters": {"Tier": request.tier}},
+            root="RestoreRequest",
+        )
+        conf = client.get_conf()
+        response = client.send_request(
+            method="POST",
+            url=conf.uri(bucket=request.bucket, path=request.key),
+            bucket=request.bucket,
+            data=body,
+            auth=CosS3Auth(conf, request.key, params=params),
+            headers={},
+            params=params,
+        )
+        return int(response.status_code)
+
+    def _initiated(self, request: CosRestoreRequest, storage_class: str) -> Outcome:
+        window = expected_window(storage_class, request.tier)
+        fields: dict[str, Any] = {"storage_class": storage_class}
+        if window is not None:
+            now = datetime.now(timezone.utc)
+            fields.update(
+                expected_completion_after=now + window[0],
+                expected_completion_before=now + window[1],
+            )
+        return outcome_for(request, OutcomeStatus.INITIATED, **fields)
+
+    def _service_failure(
+        self, request: CosRestoreRequest, exc: Any, **fields: Any
+    ) -> Outcome:
+        http_status = int(exc.get_status_code())
+        provider_code = str(exc.get_error_code())
+        try:
+            provider_request_id = str(exc.get_request_id())
+        except (KeyError, TypeError):
+            provider_request_id = None
+        if http_status == 409:  # RestoreAlreadyInProgress
+            return outcome_for(request, OutcomeStatus.IN_PROGRESS, **fields)
+        code, status = _ERROR_CODES.get(provider_code, (None, OutcomeStatus.FAILED))
+        if code is None:
+            code = _code_for_status(http_status)
+        return failure(
+            request,
+            code,
+            str(exc.get_error_msg() or provider_code),
+            status=status,
+            retryable=is_retryable_status(http_status),
+            http_status=http_status,
+            provider_code=provider_code,
+            provider_request_id=provider_request_id,
+            **fields,
+        )
+
+
+def _refusal(
+    request: CosRestoreRequest, storage_class: str, storage_tier: str | None
+) -> Outcome | None:
+    """Storage-class rules checked before the restore call."""
+    # Intelligent tiering is archived only in an archive tier; when COS does not say, let it
+    # decide (405 RestoreNonArchiveObject).
+    if storage_class in TIERED_CLASSES and (
+        storage_tier is None or "ARCHIVE" in storage_tier.upper()
+    ):
+        return None
+    if storage_class not in ARCHIVE_CLASSES | TIERED_CLASSES:
+        return failure(
+            request, ErrorCode.NOT_ARCHIVED,
+            f"object is {storage_class}: only archived objects need a restore",
+            status=OutcomeStatus.REJECTED, storage_class=storage_class,
+        )
+    if not supports_tier(storage_class, request.tier):
+        return failure(
+            request, ErrorCode.TIER_NOT_SUPPORTED,
+            f"{storage_class} objects cannot be restored with the {request.tier} tier "
+            "(use Standard or Bulk)",
+            status=OutcomeStatus.REJECTED, storage_class=storage_class,
+        )
+    return None
+
+
+def _code_for_status(http_status: int) -> ErrorCode:
+    if http_status == 429 or http_status == 503:
+        return ErrorCode.THROTTLED if http_status == 429 else ErrorCode.PROVIDER_ERROR
+    if http_status >= 500:
+        return ErrorCode.PROVIDER_ERROR
+    return {
+        400: ErrorCode.BAD_REQUEST,
+        403: ErrorCode.ACCESS_DENIED,
+        404: ErrorCode.NOT_FOUND,
+        405: ErrorCode.NOT_ARCHIVED,
+    }.get(http_status, ErrorCode.PROVIDER_ERROR)
+
+
+def _network_failure(request: CosRestoreRequest, exc: Exception, **fields: Any) -> Outcome:
+    text = str(exc).lower()
+    timed_out = "timed out" in text or "timeout" in text
+    code = ErrorCode.TIMEOUT if timed_out else ErrorCode.NETWORK_ERROR
+    return failure(
+        request, code, f"could not reach COS ({code.value})", retryable=True, **fields
+    )
+
+
+def _reveal(secret: Any) -> str | None:
+    return None if secret is None else str(secret.get_secret_value())

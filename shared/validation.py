@@ -1,0 +1,121 @@
+"""Turning untrusted payloads into requests, and pydantic's errors into one stable JSON shape.
+
+The error shape is part of the public contract (webhook 422 bodies, rejected events):
+``{"code": "validation_failed", "message": ..., "fields": [{"loc": [...], "field": "a.b",
+"reason": ..., "type": ...}]}``. Input values are never echoed back: a mistyped secret pasted into
+the wrong field must not travel into logs or events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from shared.schemas import (
+    MAX_BATCH,
+    RESTORE_REQUEST_ADAPTER,
+    CosRestoreRequest,
+    GcsRestoreRequest,
+)
+
+AnyRestoreRequest = CosRestoreRequest | GcsRestoreRequest
+_PROVIDER_TAGS = ("cos", "gcs")
+
+
+class FieldProblem(BaseModel):
+    loc: list[str | int]
+    field: str
+    reason: str
+    type: str
+
+
+class RequestValidationError(ValueError):
+    """A payload that is not a valid restore request; ``problems`` lists every failing field."""
+
+    def __init__(self, problems: Sequence[FieldProblem], message: str | None = None) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        self.message = message or (
+            f"{count} field{'s' if count != 1 else ''} failed validation"
+        )
+        super().__init__(self.message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "code": "validation_failed",
+            "message": self.message,
+            "fields": [p.model_dump() for p in self.problems],
+        }
+
+
+def problems_from(exc: ValidationError, prefix: Sequence[str | int] = ()) -> list[FieldProblem]:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        loc = list(error["loc"])
+        # The discriminated union puts the provider tag first; the caller knows the provider.
+        if loc and loc[0] in _PROVIDER_TAGS:
+            loc = loc[1:]
+        if error["type"] == "provider":
+            loc = ["provider"]
+        loc = [*prefix, *loc]
+        problems.append(
+            FieldProblem(
+                loc=loc,
+                field=".".join(str(part) for part in loc) or "(body)",
+                reason=_reason(error["msg"]),
+                type=error["type"],
+            )
+        )
+    return problems
+
+
+def _reason(message: str) -> str:
+    # pydantic prefixes errors raised by our validators with "Value error, ".
+    return message.removeprefix("Value error, ")
+
+
+def parse_request(payload: Any) -> AnyRestoreRequest:
+    if isinstance(payload, CosRestoreRequest | GcsRestoreRequest):
+        return payload
+    if not isinstance(payload, Mapping):
+        raise RequestValidationError(
+            [FieldProblem(loc=[], field="(body)", reason="must be a JSON object", type="dict_type")]
+        )
+    try:
+        return RESTORE_REQUEST_ADAPTER.validate_python(dict(payload))
+    except ValidationError as exc:
+        raise RequestValidationError(problems_from(exc)) from None
+
+
+def split_batch(payload: Any) -> list[Any] | None:
+    """The items of a ``{"requests": [...]}`` batch, or None when the payload is one request.
+
+    Items are returned unvalidated so each can succeed or fail on its own: one bad item must not
+    sink the ninety-nine good ones beside it.
+    """
+    if not isinstance(payload, Mapping) or "requests" not in payload:
+        return None
+    items = payload["requests"]
+    extra = set(payload) - {"requests"}
+    problems = []
+    if not isinstance(items, list):
+        problems.append(
+            FieldProblem(loc=["requests"], field="requests", reason="must be a list",
+                         type="list_type")
+        )
+    elif not 1 <= len(items) <= MAX_BATCH:
+        problems.append(
+            FieldProblem(loc=["requests"], field="requests",
+                         reason=f"must hold 1-{MAX_BATCH} requests (got {len(items)})",
+                         type="too_long" if items else "too_short")
+        )
+    problems.extend(
+        FieldProblem(loc=[name], field=name, reason="Extra inputs are not permitted",
+                     type="extra_forbidden")
+        for name in sorted(map(str, extra))
+    )
+    if problems:
+        raise RequestValidationError(problems)
+    return list(items)

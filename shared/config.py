@@ -59,6 +59,9 @@ class Settings(BaseModel):
     event_http_url: str | None = None
     event_http_secret: SecretStr | None = None
     event_http_attempts: int = Field(default=4, ge=1, le=10)
+    # "hmac" (RESTORE_WEBHOOK_SECRETS) or "iam" (the platform authenticates callers); unset
+    # means hmac when secrets are configured and refuse-everything otherwise.
+    webhook_auth: Literal["hmac", "iam"] | None = None
     webhook_secrets: tuple[SecretStr, ...] = ()
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
 
@@ -89,6 +92,7 @@ class Settings(BaseModel):
             "event_sink": get("RESTORE_EVENT_SINK") or "log",
             "event_http_url": get("RESTORE_EVENT_HTTP_URL"),
             "event_http_secret": get("RESTORE_EVENT_HTTP_SECRET"),
+            "webhook_auth": get("RESTORE_WEBHOOK_AUTH"),
             "webhook_secrets": _csv(get("RESTORE_WEBHOOK_SECRETS")),
         }
         optional = {

@@ -1,0 +1,225 @@
+"""The webhook contract, independent of any HTTP framework.
+
+Both platforms' HTTP entry points (functions-framework on Google, API Gateway on Tencent) turn
+their request into ``HttpRequest``, call ``handle``, and turn the ``HttpAnswer`` back into their
+own response shape. Status codes, error bodies and authentication therefore cannot drift apart
+between the two clouds.
+
+Status codes (single request): 200 completed / already_restored, 202 initiated / in_progress,
+400 body is not JSON, 401 authentication failed, 403 bucket not allowed, 404 object or generation
+not found, 405 method not allowed, 409 conflict (a live object exists and overwrite was not
+allowed), 412 a caller-supplied precondition failed, 413 body too large, 415 wrong content type,
+422 validation failed or the object cannot be restored as asked (not archived, tier not
+supported, soft delete off, retention policy), 502 the provider refused our credentials or our
+call, 503 (with Retry-After) a retryable provider failure or an undelivered event, or the
+function is not configured for authentication.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import auth
+from shared.events import event_id
+from shared.outcome import ErrorCode, Outcome, OutcomeStatus
+from shared.service import RestoreService
+from shared.sinks import SinkError
+from shared.validation import RequestValidationError, split_batch
+
+MAX_BODY_BYTES = 256 * 1024
+RETRY_AFTER_SECONDS = 30
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+_STATUS_FOR_OUTCOME = {
+    OutcomeStatus.COMPLETED: 200,
+    OutcomeStatus.ALREADY_RESTORED: 200,
+    OutcomeStatus.INITIATED: 202,
+    OutcomeStatus.IN_PROGRESS: 202,
+}
+_STATUS_FOR_ERROR = {
+    ErrorCode.VALIDATION_FAILED: 422,
+    ErrorCode.BUCKET_NOT_ALLOWED: 403,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONFLICT: 409,
+    ErrorCode.PRECONDITION_FAILED: 412,
+    ErrorCode.NOT_ARCHIVED: 422,
+    ErrorCode.TIER_NOT_SUPPORTED: 422,
+    ErrorCode.SOFT_DELETE_NOT_ENABLED: 422,
+    ErrorCode.RETENTION_POLICY_NOT_MET: 422,
+    ErrorCode.OBJECT_NOT_SOFT_DELETED: 422,
+    ErrorCode.NOT_RESTORED: 404,
+    ErrorCode.ACCESS_DENIED: 502,
+    ErrorCode.BAD_REQUEST: 502,
+    ErrorCode.PROVIDER_ERROR: 502,
+    ErrorCode.CONFIGURATION: 503,
+}
+
+
+@dataclass(frozen=True)
+class HttpRequest:
+    method: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=lambda: dict(JSON_HEADERS))
+
+    def body_bytes(self) -> bytes:
+        return json.dumps(self.body, separators=(",", ":")).encode()
+
+
+def error_answer(
+    status: int, code: str, message: str, *, retry_after: int | None = None, **extra: Any
+) -> HttpAnswer:
+    headers = dict(JSON_HEADERS)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return HttpAnswer(status, {"error": {"code": code, "message": message, **extra}}, headers)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == wanted), None)
+
+
+def status_for(outcome: Outcome) -> int:
+    if outcome.status in _STATUS_FOR_OUTCOME:
+        return _STATUS_FOR_OUTCOME[outcome.status]
+    if outcome.retryable:
+        return 503
+    assert outcome.error is not None
+    return _STATUS_FOR_ERROR.get(outcome.error.code, 502)
+
+
+def outcome_body(outcome: Outcome) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "outcome": outcome.model_dump(mode="json", exclude_none=True),
+        "event_id": event_id(outcome.request_id, outcome.status),
+    }
+    return body
+
+
+class WebhookHandler:
+    """Authenticate, parse, restore, answer. One instance per process, reused."""
+
+    def __init__(self, service: RestoreService) -> None:
+        self._service = service
+
+    def handle(self, request: HttpRequest) -> HttpAnswer:
+        if request.method.upper() != "POST":
+            answer = error_answer(405, "method_not_allowed", "use POST with a JSON body")
+            answer.headers["Allow"] = "POST"
+            return answer
+        if len(request.body) > MAX_BODY_BYTES:
+            return error_answer(
+                413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes"
+            )
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        content_type = (_header(request.headers, "Content-Type") or "").split(";")[0].strip()
+        if content_type.lower() != "application/json":
+            return error_answer(
+                415, "unsupported_media_type", "Content-Type must be application/json"
+            )
+        try:
+            payload = json.loads(request.body)
+        except (ValueError, UnicodeDecodeError):
+            return error_answer(400, "invalid_json", "body is not valid JSON")
+        try:
+            items = split_batch(payload)
+        except RequestValidationError as exc:
+            return HttpAnswer(422, {"error": exc.to_dict()})
+        if items is None:
+            return self._single(payload)
+        return self._batch(items)
+
+    def _authenticate(self, request: HttpRequest) -> HttpAnswer | None:
+        settings = self._service.settings
+        mode = settings.webhook_auth
+        if mode == "iam":
+            return None  # the platform (Cloud Run IAM, API Gateway auth) already authenticated
+        if mode == "hmac" or (mode is None and settings.webhook_secrets):
+            if not settings.webhook_secrets:
+                return error_answer(
+                    503, "not_configured",
+                    "HMAC authentication is selected but RESTORE_WEBHOOK_SECRETS is empty",
+                )
+            try:
+                auth.verify(
+                    settings.webhook_secrets, request.headers, request.body,
+                    tolerance_seconds=settings.webhook_tolerance_seconds,
+                )
+            except auth.AuthenticationError as exc:
+                return error_answer(401, "unauthenticated", str(exc))
+            return None
+        return error_answer(
+            503, "not_configured",
+            "webhook authentication is not configured: set RESTORE_WEBHOOK_SECRETS (HMAC) or "
+            "RESTORE_WEBHOOK_AUTH=iam when the platform authenticates callers",
+        )
+
+    def _run(self, payload: Any) -> tuple[Outcome, bool]:
+        """Decide and publish; returns the outcome and whether its event was delivered."""
+        outcome = self._service.decide(payload)
+        if outcome.error is not None and outcome.error.code is ErrorCode.VALIDATION_FAILED:
+            return outcome, True  # the caller gets the field list; nothing was accepted
+        try:
+            self._service.publish(outcome)
+        except SinkError:
+            return outcome, False
+        return outcome, True
+
+    def _single(self, payload: Any) -> HttpAnswer:
+        outcome, delivered = self._run(payload)
+        if not delivered:
+            return error_answer(
+                503, "event_not_delivered",
+                "the restore ran but its event could not be published; retry the request",
+                retry_after=RETRY_AFTER_SECONDS, outcome=outcome.model_dump(mode="json"),
+            )
+        status = status_for(outcome)
+        body = outcome_body(outcome)
+        if outcome.error is not None:
+            body["error"] = outcome.error.model_dump(mode="json", exclude_none=True)
+        headers = dict(JSON_HEADERS)
+        if status == 503:
+            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return HttpAnswer(status, body, headers)
+
+    def _batch(self, items: list[Any]) -> HttpAnswer:
+        """Overall status: 200 all done, 202 all accepted (some still running), 207 mixed with
+        failures, 503 (Retry-After) when anything retryable remains: re-sending the whole batch
+        is safe, since finished items answer already_restored / in_progress."""
+        results = []
+        statuses = []
+        for index, item in enumerate(items):
+            outcome, delivered = self._run(item)
+            status = status_for(outcome) if delivered else 503
+            statuses.append(status)
+            entry = {"index": index, "status": status, **outcome_body(outcome)}
+            if not delivered:
+                entry["error"] = {"code": "event_not_delivered", "message": "retry this item"}
+            results.append(entry)
+        headers = dict(JSON_HEADERS)
+        if any(s == 503 for s in statuses):
+            overall = 503
+            headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        elif all(s == 200 for s in statuses):
+            overall = 200
+        elif all(s in (200, 202) for s in statuses):
+            overall = 202
+        else:
+            overall = 207
+        counts: dict[str, int] = {}
+        for entry in results:
+            name = str(entry["outcome"]["status"])
+            counts[name] = counts.get(name, 0) + 1
+        return HttpAnswer(overall, {"results": results, "counts": counts}, headers)

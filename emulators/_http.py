@@ -372,7 +372,10 @@ class RunningEmulator:
         self.emulator = emulator
         self.server = EmulatorHTTPServer(emulator, port)
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name=f"{type(emulator).__name__}-server", daemon=True
+            target=self.server.serve_forever,
+            args=(0.05,),  # poll interval: fixtures stop in 50 ms, not the default 500
+            name=f"{type(emulator).__name__}-server",
+            daemon=True,
         )
 
     @property

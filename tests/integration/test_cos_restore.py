@@ -172,3 +172,19 @@ def test_unusual_keys_restore_through_the_sdk(service, cos_emulator):
         cos_emulator.emulator.put_object(COS_BUCKET, key, b"x", "ARCHIVE")
         assert service.restore(cos_request(key)).status is OutcomeStatus.INITIATED, key
         assert cos_emulator.emulator.restore_state(COS_BUCKET, key)["status"] == "ongoing"
+
+
+def test_cos_400_and_500_map_to_bad_request_and_retryable_provider_error(service, cos_emulator):
+    cos_emulator.emulator.put_object(COS_BUCKET, "odd.bin", b"x", "ARCHIVE")
+    cos_emulator.faults.set(FaultPlan(script=[400], match_path="restore"))
+    bad = service.restore(cos_request("odd.bin"))
+    assert bad.error.code is ErrorCode.BAD_REQUEST
+    assert bad.error.retryable is False
+    assert bad.attempts == 1
+
+    cos_emulator.faults.set(FaultPlan(error_rate=1.0, error_status=500, match_path="restore"))
+    broken = service.restore(cos_request("odd.bin"))
+    assert broken.error.code is ErrorCode.PROVIDER_ERROR
+    assert broken.error.provider_code == "InternalError"
+    assert broken.error.retryable is True
+    assert broken.attempts == service.settings.max_attempts

@@ -51,25 +51,17 @@ class RestoreService:
 
     def decide(self, payload: Any) -> Outcome:
         """Everything but publishing: validation, allowlist, provider call with retries."""
-        try:
-            request = parse_request(payload)
-        except RequestValidationError as exc:
-            return rejected_for_validation(payload, exc)
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
+        request = self._admit(payload)
+        if isinstance(request, Outcome):
+            return request
         adapter = self.providers.get(request.provider)
         return self.retry.run(lambda: adapter.restore(request))
 
     def check(self, payload: Any, *, publish: bool = True) -> Outcome:
         """Where a restore stands; publishes the ``completed`` event once it is done."""
-        try:
-            request = parse_request(payload)
-        except RequestValidationError as exc:
-            return rejected_for_validation(payload, exc)
-        refusal = self._refusal(request)
-        if refusal is not None:
-            return refusal
+        request = self._admit(payload)
+        if isinstance(request, Outcome):
+            return request
         adapter = self.providers.get(request.provider)
         outcome = self.retry.run(lambda: adapter.check(request))
         if publish and outcome.status is OutcomeStatus.COMPLETED:
@@ -81,10 +73,15 @@ class RestoreService:
         self.sink.publish(event)
         return event
 
-    def _refusal(self, request: AnyRestoreRequest) -> Outcome | None:
+    def _admit(self, payload: Any) -> AnyRestoreRequest | Outcome:
+        """The validated request, or the rejection to answer instead (invalid, not allowed)."""
+        try:
+            request = parse_request(payload)
+        except RequestValidationError as exc:
+            return rejected_for_validation(payload, exc)
         reason = self.allowlist.refusal(request.provider, request.bucket)
         if reason is None:
-            return None
+            return request
         return failure(
             request, ErrorCode.BUCKET_NOT_ALLOWED, reason, status=OutcomeStatus.REJECTED,
             http_status=None,

@@ -63,6 +63,18 @@ def failure(
     return outcome_for(request, status, error=error, **fields)
 
 
+def network_failure(
+    request: CosRestoreRequest | GcsRestoreRequest, exc: BaseException, **fields: Any
+) -> Outcome:
+    """A retryable failure for a provider that could not be reached (reset, refused, timeout)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    timed_out = "timeout" in text or "timed out" in text
+    code = ErrorCode.TIMEOUT if timed_out else ErrorCode.NETWORK_ERROR
+    name = "COS" if request.provider == "cos" else "GCS"
+    message = f"could not reach {name} ({code.value})"
+    return failure(request, code, message, retryable=True, **fields)
+
+
 def is_retryable_status(http_status: int | None) -> bool:
     """429, 5xx (and no status at all: a network failure) are worth another attempt."""
     return http_status is None or http_status == 429 or http_status >= 500

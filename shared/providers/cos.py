@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from shared.config import CosSettings
 from shared.outcome import ErrorCode, Outcome, OutcomeStatus
-from shared.providers.base import failure, is_retryable_status, outcome_for
+from shared.providers.base import failure, is_retryable_status, network_failure, outcome_for
 from shared.schemas import CosRestoreRequest
 from shared.tiers import ARCHIVE_CLASSES, TIERED_CLASSES, expected_window, supports_tier
 
@@ -125,15 +125,10 @@ class CosAdapter:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
         client = self._client(request.region)
-        try:
-            head = self._head(client, request)
-        except CosServiceError as exc:
-            return self._service_failure(request, exc)
-        except CosClientError as exc:
-            return _network_failure(request, exc)
-
-        storage_class = (_header(head, "x-cos-storage-class") or "STANDARD").upper()
-        state = parse_restore_header(_header(head, "x-cos-restore"))
+        looked = self._look(client, request)
+        if isinstance(looked, Outcome):
+            return looked
+        head, storage_class, state = looked
         refusal = _refusal(request, storage_class, _header(head, "x-cos-storage-tier"))
         if refusal is not None:
             return refusal
@@ -145,7 +140,7 @@ class CosAdapter:
         except CosServiceError as exc:
             return self._service_failure(request, exc, storage_class=storage_class)
         except CosClientError as exc:
-            return _network_failure(request, exc, storage_class=storage_class)
+            return network_failure(request, exc, storage_class=storage_class)
 
         if status == 202:
             return self._initiated(request, storage_class)
@@ -161,16 +156,10 @@ class CosAdapter:
         )
 
     def check(self, request: CosRestoreRequest) -> Outcome:
-        from qcloud_cos.cos_exception import CosClientError, CosServiceError
-
-        try:
-            head = self._head(self._client(request.region), request)
-        except CosServiceError as exc:
-            return self._service_failure(request, exc)
-        except CosClientError as exc:
-            return _network_failure(request, exc)
-        storage_class = (_header(head, "x-cos-storage-class") or "STANDARD").upper()
-        state = parse_restore_header(_header(head, "x-cos-restore"))
+        looked = self._look(self._client(request.region), request)
+        if isinstance(looked, Outcome):
+            return looked
+        _, storage_class, state = looked
         if state.ongoing:
             return outcome_for(request, OutcomeStatus.IN_PROGRESS, storage_class=storage_class)
         if state.requested:
@@ -190,6 +179,21 @@ class CosAdapter:
         )
 
     # -- wire --------------------------------------------------------------------------------
+    def _look(
+        self, client: Any, request: CosRestoreRequest
+    ) -> tuple[dict[str, Any], str, RestoreState] | Outcome:
+        """HEAD the object: its headers, storage class and restore state, or why that failed."""
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        try:
+            head = self._head(client, request)
+        except CosServiceError as exc:
+            return self._service_failure(request, exc)
+        except CosClientError as exc:
+            return network_failure(request, exc)
+        storage_class = (_header(head, "x-cos-storage-class") or "STANDARD").upper()
+        return head, storage_class, parse_restore_header(_header(head, "x-cos-restore"))
+
     def _head(self, client: Any, request: CosRestoreRequest) -> dict[str, Any]:
         extra = {"VersionId": request.version_id} if request.version_id else {}
         head: dict[str, Any] = client.head_object(Bucket=request.bucket, Key=request.key, **extra)
@@ -294,15 +298,6 @@ def _code_for_status(http_status: int) -> ErrorCode:
         404: ErrorCode.NOT_FOUND,
         405: ErrorCode.NOT_ARCHIVED,
     }.get(http_status, ErrorCode.PROVIDER_ERROR)
-
-
-def _network_failure(request: CosRestoreRequest, exc: Exception, **fields: Any) -> Outcome:
-    text = str(exc).lower()
-    timed_out = "timed out" in text or "timeout" in text
-    code = ErrorCode.TIMEOUT if timed_out else ErrorCode.NETWORK_ERROR
-    return failure(
-        request, code, f"could not reach COS ({code.value})", retryable=True, **fields
-    )
 
 
 def _reveal(secret: Any) -> str | None:

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from shared.config import GcsSettings
 from shared.outcome import ErrorCode, Outcome, OutcomeStatus
-from shared.providers.base import failure, is_retryable_status, outcome_for
+from shared.providers.base import failure, is_retryable_status, network_failure, outcome_for
 from shared.schemas import GcsRestoreRequest
 
 _REASONS: dict[str, ErrorCode] = {
@@ -77,7 +77,7 @@ class GcsAdapter:
         except GoogleAPICallError as exc:
             return self._api_failure(request, exc)
         except network as exc:
-            return _network_failure(request, exc)
+            return network_failure(request, exc)
         if generation is None:
             return failure(
                 request, ErrorCode.NOT_FOUND,
@@ -93,7 +93,7 @@ class GcsAdapter:
                 return self._explain_live_object(request, bucket, generation, exc)
             return self._api_failure(request, exc, generation=generation)
         except network as exc:
-            return _network_failure(request, exc, generation=generation)
+            return network_failure(request, exc, generation=generation)
         return outcome_for(
             request, OutcomeStatus.COMPLETED, generation=generation,
             restored_generation=int(restored["generation"]),
@@ -112,7 +112,7 @@ class GcsAdapter:
         except GoogleAPICallError as exc:
             return self._api_failure(request, exc)
         except network as exc:
-            return _network_failure(request, exc)
+            return network_failure(request, exc)
         if live is None:
             return failure(
                 request, ErrorCode.NOT_RESTORED, "no live object of that name", http_status=404
@@ -189,7 +189,7 @@ class GcsAdapter:
         except GoogleAPICallError as lookup_exc:
             return self._api_failure(request, lookup_exc, generation=generation)
         except network as lookup_exc:
-            return _network_failure(request, lookup_exc, generation=generation)
+            return network_failure(request, lookup_exc, generation=generation)
         if live is not None and source is not None and _same_bytes(live, source):
             return outcome_for(
                 request, OutcomeStatus.ALREADY_RESTORED, generation=generation,
@@ -273,10 +273,3 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     from google.auth.exceptions import TransportError
 
     return (requests.RequestException, TransportError, ConnectionError, TimeoutError)
-
-
-def _network_failure(request: GcsRestoreRequest, exc: BaseException, **fields: Any) -> Outcome:
-    text = f"{type(exc).__name__} {exc}".lower()
-    timed_out = "timeout" in text or "timed out" in text
-    code = ErrorCode.TIMEOUT if timed_out else ErrorCode.NETWORK_ERROR
-    return failure(request, code, f"could not reach GCS ({code.value})", retryable=True, **fields)

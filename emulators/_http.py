@@ -10,6 +10,7 @@ an in-process one.
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import socket
@@ -416,9 +417,24 @@ def serve(emulator: Emulator, port: int = 0) -> Iterator[RunningEmulator]:
         running.stop()
 
 
-def serve_forever_cli(emulator: Emulator, port: int, name: str) -> None:
+def add_fault_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--faults",
+        type=lambda text: FaultPlan.from_json(json.loads(text)),
+        default=None,
+        help='fault plan as JSON, e.g. \'{"error_rate": 0.05, "error_status": 503, '
+        '"reset_rate": 0.01, "latency_ms": 2000, "latency_rate": 0.02, "seed": 7}\'; '
+        "change it later with POST /_emulator/faults",
+    )
+
+
+def serve_forever_cli(
+    emulator: Emulator, port: int, name: str, faults: FaultPlan | None = None
+) -> None:
     """Run standalone until interrupted; prints the URL so scripts can wait for it."""
     server = EmulatorHTTPServer(emulator, port)
+    if faults is not None:
+        server.faults.set(faults)
     print(f"{name} emulator listening on {server.url}", flush=True)
     try:
         server.serve_forever()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from emulators._http import serve_forever_cli
+from emulators._http import add_fault_argument, serve_forever_cli
 from emulators.cos.server import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, CosEmulator
 
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="accept unsigned or badly signed requests",
     )
+    add_fault_argument(parser)
     args = parser.parse_args(argv)
     emulator = CosEmulator(
         credentials={args.secret_id: args.secret_key},
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         restore_rate_limit=args.rate_limit,
         verify_signatures=not args.no_verify_signatures,
     )
-    serve_forever_cli(emulator, args.port, "COS")
+    serve_forever_cli(emulator, args.port, "COS", args.faults)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .._http import serve_forever_cli
+from .._http import add_fault_argument, serve_forever_cli
 from .server import GcsEmulator
 
 
@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         help="emulated seconds a bulkRestore operation takes before it is done",
     )
     parser.add_argument("--project", default="emulator-project")
+    add_fault_argument(parser)
     args = parser.parse_args(argv)
     emulator = GcsEmulator(
         clock_factor=args.clock_factor,
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         project=args.project,
         bulk_restore_seconds=args.bulk_restore_seconds,
     )
-    serve_forever_cli(emulator, args.port, "gcs")
+    serve_forever_cli(emulator, args.port, "gcs", args.faults)
 
 
 if __name__ == "__main__":

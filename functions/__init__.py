@@ -1,0 +1,1 @@
+"""Thin per-platform entry modules wrapping the core in ``shared``."""

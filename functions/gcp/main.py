@@ -1,0 +1,163 @@
+"""Google Cloud Functions (gen2) entry points: parse the envelope, call the core, shape the answer.
+
+- ``restore_http``: the webhook (``shared.webhook`` decides every status code and body).
+- ``restore_pubsub``: a Pub/Sub-triggered CloudEvent function (``shared.queue`` decides what is
+  published and whether the message must be redelivered; deploy it with ``--retry``).
+
+The service (settings, sink, provider clients) is built on the first invocation and reused by
+every later one in the same instance. Neither provider SDK is imported here: each is loaded by
+the first request for its provider. Operational logs are JSON lines on stderr (Cloud Logging reads
+``severity``); stdout carries the restore events of the default log sink.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import sys
+import threading
+import traceback
+from typing import Any
+
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from shared.config import ConfigurationError, Settings
+from shared.queue import QueueResult, process_message, reject_envelope
+from shared.service import RestoreService
+from shared.webhook import MAX_BODY_BYTES, HttpAnswer, HttpRequest, WebhookHandler, error_answer
+
+PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
+
+_lock = threading.Lock()
+_service: RestoreService | None = None
+_webhook: WebhookHandler | None = None
+
+
+class RedeliveryRequested(RuntimeError):
+    """Raised so that Pub/Sub (deployed with --retry) redelivers the message."""
+
+
+def get_service() -> RestoreService:
+    """The process-wide service, built on first use. Raises ConfigurationError."""
+    global _service, _webhook
+    if _service is None:
+        with _lock:
+            if _service is None:
+                service = RestoreService(Settings.from_env())
+                _webhook = WebhookHandler(service)
+                _service = service
+    return _service
+
+
+def _get_webhook() -> WebhookHandler:
+    get_service()
+    assert _webhook is not None
+    return _webhook
+
+
+def reset_service() -> None:
+    """Forget the cached service (tests; a new configuration)."""
+    global _service, _webhook
+    with _lock:
+        _service = None
+        _webhook = None
+
+
+def _log(severity: str, message: str, **fields: Any) -> None:
+    entry = {"severity": severity, "message": message, **fields}
+    print(json.dumps(entry, default=str), file=sys.stderr, flush=True)
+
+
+def _log_unexpected(where: str, exc: BaseException) -> None:
+    # The exception's type and where it was raised, never its message or locals: either could
+    # carry a payload value or a credential.
+    _log(
+        "ERROR", f"unexpected error in {where}", error_type=type(exc).__name__,
+        traceback="".join(traceback.format_tb(exc.__traceback__)),
+    )
+
+
+# -- HTTP webhook ----------------------------------------------------------------------------
+def _respond(answer: HttpAnswer) -> tuple[bytes, int, dict[str, str]]:
+    return answer.body_bytes(), answer.status, answer.headers
+
+
+def _handle_http(request: flask.Request) -> HttpAnswer:
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        webhook = _get_webhook()
+    except ConfigurationError as exc:
+        _log("ERROR", "the function is not configured", error=str(exc))
+        return error_answer(
+            503, "not_configured", "the function is not configured; see its logs",
+            retry_after=30,
+        )
+    # Without a Content-Length (chunked), read at most one byte past the limit.
+    body = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
+    headers = dict(request.headers.items())
+    return webhook.handle(HttpRequest(request.method, headers, body))
+
+
+@functions_framework.http
+def restore_http(request: flask.Request) -> tuple[bytes, int, dict[str, str]]:
+    try:
+        return _respond(_handle_http(request))
+    except Exception as exc:  # never an HTML error page, never a leaked detail
+        _log_unexpected("restore_http", exc)
+        return _respond(error_answer(500, "internal_error", "the request could not be processed"))
+
+
+# -- Pub/Sub ---------------------------------------------------------------------------------
+def _message_data(data: Any) -> bytes | tuple[str, list[str | int], str]:
+    """The decoded ``message.data``, or (reason, loc, type) when it cannot be had."""
+    message = data.get("message") if isinstance(data, dict) else None
+    if not isinstance(message, dict):
+        return "the event carries no Pub/Sub message", ["message"], "missing"
+    encoded = message.get("data")
+    if not isinstance(encoded, str):
+        return "the Pub/Sub message has no data", ["message", "data"], "missing"
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        return "message data is not valid base64", ["message", "data"], "base64_invalid"
+
+
+def _handle_event(service: RestoreService, cloud_event: CloudEvent) -> QueueResult:
+    event_type = str(cloud_event["type"])
+    if event_type != PUBSUB_MESSAGE_PUBLISHED:
+        _log("WARNING", "ignoring an event that is not a Pub/Sub message",
+             event_type=event_type[:200], event_id=str(cloud_event["id"])[:200])
+        return reject_envelope(
+            service, f"event type must be {PUBSUB_MESSAGE_PUBLISHED}", loc=["type"],
+            type_="unsupported_event_type",
+        )
+    decoded = _message_data(cloud_event.data)
+    if isinstance(decoded, tuple):
+        reason, loc, type_ = decoded
+        _log("WARNING", reason, event_id=str(cloud_event["id"])[:200])
+        return reject_envelope(service, reason, loc=loc, type_=type_)
+    return process_message(service, decoded)
+
+
+@functions_framework.cloud_event
+def restore_pubsub(cloud_event: CloudEvent) -> None:
+    try:
+        service = get_service()
+    except ConfigurationError as exc:
+        # An operator error: fail the invocation so the message waits for a fixed deployment.
+        _log("ERROR", "the function is not configured; the message will be redelivered",
+             error=str(exc))
+        raise
+    result = _handle_event(service, cloud_event)
+    counts: dict[str, int] = {}
+    for outcome in result.outcomes:
+        counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
+    _log("INFO", "message processed", event_id=str(cloud_event["id"])[:200], counts=counts,
+         retry=result.retry)
+    if result.retry:
+        raise RedeliveryRequested("some requests need another attempt; redeliver the message")

@@ -55,10 +55,14 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
     retry_max_seconds: float = Field(default=8.0, ge=0, le=300)
-    event_sink: Literal["log", "http"] = "log"
+    event_sink: Literal["log", "http", "pubsub"] = "log"
     event_http_url: str | None = None
     event_http_secret: SecretStr | None = None
     event_http_attempts: int = Field(default=4, ge=1, le=10)
+    # projects/P/topics/T; with PUBSUB_EMULATOR_HOST (host:port) published there, unauthenticated.
+    event_pubsub_topic: str | None = None
+    event_pubsub_endpoint: str | None = None
+    event_pubsub_attempts: int = Field(default=4, ge=1, le=10)
     # "hmac" (RESTORE_WEBHOOK_SECRETS) or "iam" (the platform authenticates callers); unset
     # means hmac when secrets are configured and refuse-everything otherwise.
     webhook_auth: Literal["hmac", "iam"] | None = None
@@ -92,6 +96,8 @@ class Settings(BaseModel):
             "event_sink": get("RESTORE_EVENT_SINK") or "log",
             "event_http_url": get("RESTORE_EVENT_HTTP_URL"),
             "event_http_secret": get("RESTORE_EVENT_HTTP_SECRET"),
+            "event_pubsub_topic": get("RESTORE_EVENT_PUBSUB_TOPIC"),
+            "event_pubsub_endpoint": get("PUBSUB_EMULATOR_HOST"),
             "webhook_auth": get("RESTORE_WEBHOOK_AUTH"),
             "webhook_secrets": _csv(get("RESTORE_WEBHOOK_SECRETS")),
         }
@@ -102,6 +108,7 @@ class Settings(BaseModel):
             "retry_base_seconds": "RESTORE_RETRY_BASE_SECONDS",
             "retry_max_seconds": "RESTORE_RETRY_MAX_SECONDS",
             "event_http_attempts": "RESTORE_EVENT_HTTP_ATTEMPTS",
+            "event_pubsub_attempts": "RESTORE_EVENT_PUBSUB_ATTEMPTS",
             "webhook_tolerance_seconds": "RESTORE_WEBHOOK_TOLERANCE_SECONDS",
         }
         raw.update({field: get(var) for field, var in optional.items() if get(var) is not None})

@@ -22,4 +22,20 @@ def sink_from_settings(settings: Settings) -> EventSink:
             attempts=settings.event_http_attempts,
             timeout=settings.provider_timeout_seconds,
         )
+    if settings.event_sink == "pubsub":
+        if not settings.event_pubsub_topic:
+            raise ConfigurationError(
+                "RESTORE_EVENT_SINK=pubsub needs RESTORE_EVENT_PUBSUB_TOPIC (projects/P/topics/T)"
+            )
+        from shared.sinks.pubsub import PubSubSink
+
+        try:
+            return PubSubSink(
+                settings.event_pubsub_topic,
+                endpoint=settings.event_pubsub_endpoint,
+                attempts=settings.event_pubsub_attempts,
+                timeout=settings.provider_timeout_seconds,
+            )
+        except ValueError as exc:  # the message names the expected form, not the value
+            raise ConfigurationError(f"RESTORE_EVENT_PUBSUB_TOPIC: {exc}") from None
     return LogSink()

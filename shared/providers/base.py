@@ -75,6 +75,27 @@ def network_failure(
     return failure(request, code, message, retryable=True, **fields)
 
 
+_CODE_FOR_STATUS = {
+    400: ErrorCode.BAD_REQUEST,
+    401: ErrorCode.ACCESS_DENIED,
+    403: ErrorCode.ACCESS_DENIED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.NOT_ARCHIVED,  # COS: RestoreNonArchiveObject
+    409: ErrorCode.CONFLICT,
+    412: ErrorCode.PRECONDITION_FAILED,
+    429: ErrorCode.THROTTLED,
+}
+
+
+def code_for_status(http_status: int | None) -> ErrorCode:
+    """Our error code when the provider's own code is missing or unknown."""
+    if http_status is None:
+        return ErrorCode.NETWORK_ERROR
+    if http_status in _CODE_FOR_STATUS:
+        return _CODE_FOR_STATUS[http_status]
+    return ErrorCode.PROVIDER_ERROR
+
+
 def is_retryable_status(http_status: int | None) -> bool:
     """429, 5xx (and no status at all: a network failure) are worth another attempt."""
     return http_status is None or http_status == 429 or http_status >= 500

@@ -22,7 +22,13 @@ from urllib.parse import urlsplit
 
 from shared.config import CosSettings
 from shared.outcome import ErrorCode, Outcome, OutcomeStatus
-from shared.providers.base import failure, is_retryable_status, network_failure, outcome_for
+from shared.providers.base import (
+    code_for_status,
+    failure,
+    is_retryable_status,
+    network_failure,
+    outcome_for,
+)
 from shared.schemas import CosRestoreRequest
 from shared.tiers import ARCHIVE_CLASSES, TIERED_CLASSES, expected_window, supports_tier
 
@@ -247,7 +253,7 @@ class CosAdapter:
             return outcome_for(request, OutcomeStatus.IN_PROGRESS, **fields)
         code, status = _ERROR_CODES.get(provider_code, (None, OutcomeStatus.FAILED))
         if code is None:
-            code = _code_for_status(http_status)
+            code = code_for_status(http_status)
         return failure(
             request,
             code,
@@ -285,19 +291,6 @@ def _refusal(
             status=OutcomeStatus.REJECTED, storage_class=storage_class,
         )
     return None
-
-
-def _code_for_status(http_status: int) -> ErrorCode:
-    if http_status == 429 or http_status == 503:
-        return ErrorCode.THROTTLED if http_status == 429 else ErrorCode.PROVIDER_ERROR
-    if http_status >= 500:
-        return ErrorCode.PROVIDER_ERROR
-    return {
-        400: ErrorCode.BAD_REQUEST,
-        403: ErrorCode.ACCESS_DENIED,
-        404: ErrorCode.NOT_FOUND,
-        405: ErrorCode.NOT_ARCHIVED,
-    }.get(http_status, ErrorCode.PROVIDER_ERROR)
 
 
 def _reveal(secret: Any) -> str | None:

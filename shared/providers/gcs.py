@@ -18,7 +18,13 @@ from urllib.parse import quote
 
 from shared.config import GcsSettings
 from shared.outcome import ErrorCode, Outcome, OutcomeStatus
-from shared.providers.base import failure, is_retryable_status, network_failure, outcome_for
+from shared.providers.base import (
+    code_for_status,
+    failure,
+    is_retryable_status,
+    network_failure,
+    outcome_for,
+)
 from shared.schemas import GcsRestoreRequest
 
 _REASONS: dict[str, ErrorCode] = {
@@ -206,7 +212,7 @@ class GcsAdapter:
     def _api_failure(self, request: GcsRestoreRequest, exc: Any, **fields: Any) -> Outcome:
         http_status = int(exc.code) if exc.code is not None else None
         reason = _reason(exc)
-        code = _REASONS.get(reason or "") or _code_for_status(http_status)
+        code = _REASONS.get(reason or "") or code_for_status(http_status)
         provider_code = _original_reason(exc)
         if code is ErrorCode.SOFT_DELETE_NOT_ENABLED or (
             http_status == 400 and "soft" in str(exc.message).lower()
@@ -249,23 +255,6 @@ def _same_bytes(live: Any, source: Any) -> bool:
         and (live.md5_hash == source.md5_hash or not (live.md5_hash and source.md5_hash))
         and live.crc32c is not None
     )
-
-
-def _code_for_status(http_status: int | None) -> ErrorCode:
-    if http_status is None:
-        return ErrorCode.NETWORK_ERROR
-    if http_status == 429:
-        return ErrorCode.THROTTLED
-    if http_status >= 500:
-        return ErrorCode.PROVIDER_ERROR
-    return {
-        400: ErrorCode.BAD_REQUEST,
-        401: ErrorCode.ACCESS_DENIED,
-        403: ErrorCode.ACCESS_DENIED,
-        404: ErrorCode.NOT_FOUND,
-        409: ErrorCode.CONFLICT,
-        412: ErrorCode.PRECONDITION_FAILED,
-    }.get(http_status, ErrorCode.PROVIDER_ERROR)
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:

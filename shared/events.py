@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from shared.outcome import ErrorInfo, Outcome, OutcomeStatus
+from shared.outcome import Outcome, OutcomeStatus, RestoreFacts
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "restorefn.object.restore.v1"
@@ -25,31 +24,11 @@ def event_type(status: OutcomeStatus) -> str:
     return f"{TYPE_PREFIX}.{status.value}"
 
 
-EVENT_TYPES = {status: event_type(status) for status in OutcomeStatus}
 
-
-class RestoreEventData(BaseModel):
-    """The ``data`` of every restore event."""
-
-    model_config = ConfigDict(frozen=True)
+class RestoreEventData(RestoreFacts):
+    """The ``data`` of every restore event: the outcome's facts, with its status as ``outcome``."""
 
     outcome: OutcomeStatus
-    request_id: str
-    provider: str | None = None
-    bucket: str | None = None
-    key: str | None = None
-    region: str | None = None
-    version_id: str | None = None
-    generation: int | None = Field(default=None, description="Source (soft-deleted) generation.")
-    restored_generation: int | None = None
-    storage_class: str | None = None
-    tier: str | None = None
-    days: int | None = None
-    expiry_time: datetime | None = None
-    expected_completion_after: datetime | None = None
-    expected_completion_before: datetime | None = None
-    context: dict[str, Any] | None = None
-    error: ErrorInfo | None = None
 
 
 class CloudEvent(BaseModel):

@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.validation import FieldProblem
 
@@ -62,19 +62,18 @@ class ErrorInfo(BaseModel):
     fields: list[FieldProblem] | None = None
 
 
-class Outcome(BaseModel):
-    """What became of one restore request."""
+class RestoreFacts(BaseModel):
+    """What is known about one restore: shared by the outcome and the event's ``data``."""
 
     model_config = ConfigDict(frozen=True)
 
-    status: OutcomeStatus
     request_id: str
     provider: Literal["cos", "gcs"] | None = None
     bucket: str | None = None
     key: str | None = None
     region: str | None = None
     version_id: str | None = None
-    generation: int | None = None
+    generation: int | None = Field(default=None, description="Source (soft-deleted) generation.")
     restored_generation: int | None = None
     storage_class: str | None = None
     tier: str | None = None
@@ -82,9 +81,15 @@ class Outcome(BaseModel):
     expiry_time: datetime | None = None
     expected_completion_after: datetime | None = None
     expected_completion_before: datetime | None = None
-    attempts: int = 0
     context: dict[str, Any] | None = None
     error: ErrorInfo | None = None
+
+
+class Outcome(RestoreFacts):
+    """What became of one restore request."""
+
+    status: OutcomeStatus
+    attempts: int = 0
 
     @property
     def retryable(self) -> bool:

@@ -62,21 +62,14 @@ def process_message(service: RestoreService, data: bytes | str) -> QueueResult:
     result = QueueResult()
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-    except UnicodeDecodeError:
-        _publish(
-            service,
-            envelope_rejection("message data is not UTF-8 text", loc=[], type_="utf8_invalid"),
-            result,
-        )
-        return result
-    try:
         payload: Any = json.loads(text)
-    except ValueError:
-        _publish(
-            service,
-            envelope_rejection("message data is not valid JSON", loc=[], type_="json_invalid"),
-            result,
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        not_utf8 = isinstance(exc, UnicodeDecodeError)
+        message = "message data is not " + ("UTF-8 text" if not_utf8 else "valid JSON")
+        rejection = envelope_rejection(
+            message, loc=[], type_="utf8_invalid" if not_utf8 else "json_invalid"
         )
+        _publish(service, rejection, result)
         return result
     try:
         items = split_batch(payload)

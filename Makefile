@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck schema clean
+.PHONY: demo serve test lint typecheck schema clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/python -m scripts.demo
+
+# Emulators + both Google functions (functions-framework) on loopback until Ctrl-C.
+serve: $(STAMP)
+	$(BIN)/python -m scripts.local serve
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
 from pydantic import SecretStr
 
+from scripts.local import free_port, wait_for_port
 from shared import auth
 from tests.conftest import gcs_request
 from tests.gcp.conftest import (
@@ -37,28 +36,6 @@ def test_importing_the_entry_module_imports_no_provider_sdk_nor_grpc():
         check=True,
     )
     assert out.stdout.strip() == "heavy="
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(proc: subprocess.Popen, port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            pass
-        try:  # waits a little, and notices a server that died on start
-            code = proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        raise AssertionError(f"functions-framework exited with {code}")
-    raise AssertionError("functions-framework did not start listening")
 
 
 def test_real_functions_framework_server_restores_a_signed_request(cos_emulator, gcs_emulator):

@@ -34,7 +34,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict shared
 
 schema: $(STAMP)
-	$(BIN)/python -m shared.schema_export
+	$(BIN)/python -m shared.schema_export --out schemas
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

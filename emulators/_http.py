@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 CONTROL_PREFIX = "/_emulator/"
-REDACTED_HEADERS = frozenset({"authorization", "x-cos-security-token"})
+REDACTED_HEADERS = frozenset({"authorization", "x-cos-security-token", "x-tc-token"})
 
 
 @dataclass

@@ -55,7 +55,7 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
     retry_max_seconds: float = Field(default=8.0, ge=0, le=300)
-    event_sink: Literal["log", "http", "pubsub"] = "log"
+    event_sink: Literal["log", "http", "pubsub", "tdmq"] = "log"
     event_http_url: str | None = None
     event_http_secret: SecretStr | None = None
     event_http_attempts: int = Field(default=4, ge=1, le=10)
@@ -63,11 +63,45 @@ class Settings(BaseModel):
     event_pubsub_topic: str | None = None
     event_pubsub_endpoint: str | None = None
     event_pubsub_attempts: int = Field(default=4, ge=1, le=10)
+    # TDMQ (CMQ edition) topic name; the region defaults to TENCENTCLOUD_REGION (set by SCF).
+    # TDMQ_ENDPOINT (host:port means plain HTTP, e.g. the local emulator) overrides the endpoint.
+    event_tdmq_topic: str | None = None
+    event_tdmq_region: str | None = None
+    event_tdmq_endpoint: str | None = None
+    event_tdmq_attempts: int = Field(default=4, ge=1, le=10)
+    # TDMQ_SECRET_ID / TDMQ_SECRET_KEY / TDMQ_SESSION_TOKEN; unset means the COS credentials
+    # (COS_* or the TENCENTCLOUD_* keys SCF injects) are used.
+    event_tdmq_secret_id: SecretStr | None = None
+    event_tdmq_secret_key: SecretStr | None = None
+    event_tdmq_session_token: SecretStr | None = None
     # "hmac" (RESTORE_WEBHOOK_SECRETS) or "iam" (the platform authenticates callers); unset
     # means hmac when secrets are configured and refuse-everything otherwise.
     webhook_auth: Literal["hmac", "iam"] | None = None
     webhook_secrets: tuple[SecretStr, ...] = ()
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
+    # Where published phases are recorded (shared.ledger): memory, or gs://BUCKET/PREFIX.
+    ledger: str = "memory"
+    ledger_claim_ttl_seconds: float = Field(default=120.0, gt=0, le=86400)
+    # Per-request callbacks (shared.callbacks).
+    callback_secret: SecretStr | None = None
+    callback_allow_http: bool = False
+    callback_allowed_hosts: tuple[str, ...] = ()
+    callback_attempts: int = Field(default=4, ge=1, le=10)
+    # A restore still running this long after the tier's upper bound (a fraction of it) fails.
+    recheck_margin: float = Field(default=0.5, ge=0, le=10)
+    # Longest delay the re-check transport takes in one hop (TDMQ: 3600); None: unbounded.
+    recheck_max_delay_seconds: float | None = Field(default=None, gt=0)
+    # Delayed re-checks of initiated COS restores (shared.schedulers): none, cloudtasks or tdmq.
+    recheck_scheduler: Literal["none", "cloudtasks", "tdmq"] = "none"
+    # Cloud Tasks: the queue (projects/P/locations/L/queues/Q), the re-check function's URL, the
+    # service account whose OIDC token Cloud Tasks attaches and its audience (default: the URL).
+    recheck_cloudtasks_queue: str | None = None
+    recheck_target_url: str | None = None
+    recheck_service_account: str | None = None
+    recheck_audience: str | None = None
+    recheck_cloudtasks_attempts: int = Field(default=4, ge=1, le=10)
+    # CLOUD_TASKS_EMULATOR_HOST (host:port or URL): plain HTTP, no credentials.
+    cloudtasks_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,8 +132,25 @@ class Settings(BaseModel):
             "event_http_secret": get("RESTORE_EVENT_HTTP_SECRET"),
             "event_pubsub_topic": get("RESTORE_EVENT_PUBSUB_TOPIC"),
             "event_pubsub_endpoint": get("PUBSUB_EMULATOR_HOST"),
+            "event_tdmq_topic": get("RESTORE_EVENT_TDMQ_TOPIC"),
+            "event_tdmq_region": get("RESTORE_EVENT_TDMQ_REGION") or get("TENCENTCLOUD_REGION"),
+            "event_tdmq_endpoint": get("TDMQ_ENDPOINT"),
+            "event_tdmq_secret_id": get("TDMQ_SECRET_ID"),
+            "event_tdmq_secret_key": get("TDMQ_SECRET_KEY"),
+            "event_tdmq_session_token": get("TDMQ_SESSION_TOKEN"),
             "webhook_auth": get("RESTORE_WEBHOOK_AUTH"),
             "webhook_secrets": _csv(get("RESTORE_WEBHOOK_SECRETS")),
+            "ledger": get("RESTORE_LEDGER") or "memory",
+            "callback_secret": get("RESTORE_CALLBACK_SECRET"),
+            "callback_allow_http": (get("RESTORE_CALLBACK_ALLOW_HTTP") or "").lower()
+            in ("1", "true", "yes"),
+            "callback_allowed_hosts": _csv(get("RESTORE_CALLBACK_ALLOWED_HOSTS")),
+            "recheck_scheduler": (get("RESTORE_RECHECK_SCHEDULER") or "none").lower(),
+            "recheck_cloudtasks_queue": get("RESTORE_RECHECK_CLOUDTASKS_QUEUE"),
+            "recheck_target_url": get("RESTORE_RECHECK_URL"),
+            "recheck_service_account": get("RESTORE_RECHECK_SERVICE_ACCOUNT"),
+            "recheck_audience": get("RESTORE_RECHECK_AUDIENCE"),
+            "cloudtasks_endpoint": get("CLOUD_TASKS_EMULATOR_HOST"),
         }
         optional = {
             "provider_timeout_seconds": "RESTORE_PROVIDER_TIMEOUT_SECONDS",
@@ -109,7 +160,13 @@ class Settings(BaseModel):
             "retry_max_seconds": "RESTORE_RETRY_MAX_SECONDS",
             "event_http_attempts": "RESTORE_EVENT_HTTP_ATTEMPTS",
             "event_pubsub_attempts": "RESTORE_EVENT_PUBSUB_ATTEMPTS",
+            "event_tdmq_attempts": "RESTORE_EVENT_TDMQ_ATTEMPTS",
             "webhook_tolerance_seconds": "RESTORE_WEBHOOK_TOLERANCE_SECONDS",
+            "recheck_cloudtasks_attempts": "RESTORE_RECHECK_CLOUDTASKS_ATTEMPTS",
+            "ledger_claim_ttl_seconds": "RESTORE_LEDGER_CLAIM_TTL_SECONDS",
+            "recheck_margin": "RESTORE_RECHECK_MARGIN",
+            "callback_attempts": "RESTORE_CALLBACK_ATTEMPTS",
+            "recheck_max_delay_seconds": "RESTORE_RECHECK_MAX_DELAY_SECONDS",
         }
         raw.update({field: get(var) for field, var in optional.items() if get(var) is not None})
         try:

@@ -62,7 +62,7 @@ def event_source(provider: str | None, bucket: str | None, region: str | None) -
 def build_event(outcome: Outcome, now: datetime | None = None) -> CloudEvent:
     data = RestoreEventData(
         outcome=outcome.status,
-        **outcome.model_dump(exclude={"status", "attempts"}),
+        **outcome.model_dump(exclude={"status", "attempts", "callback_url"}),
     )
     subject = f"objects/{quote(outcome.key, safe='/')}" if outcome.key else None
     return CloudEvent(

@@ -48,6 +48,8 @@ class ErrorCode(str, Enum):
     NETWORK_ERROR = "network_error"
     TIMEOUT = "timeout"
     CONFIGURATION = "configuration"
+    # Another delivery of the same request_id is being processed right now (shared.ledger).
+    DUPLICATE_IN_FLIGHT = "duplicate_in_flight"
 
 
 class ErrorInfo(BaseModel):
@@ -90,6 +92,8 @@ class Outcome(RestoreFacts):
 
     status: OutcomeStatus
     attempts: int = 0
+    # Where this request's events are also POSTed (shared.callbacks); never part of an event.
+    callback_url: str | None = None
 
     @property
     def retryable(self) -> bool:

@@ -2,13 +2,15 @@
 
 A platform entry point unwraps its envelope to the message body and calls ``process_message``;
 ``QueueResult.retry`` then says whether to nack (raise / fail the invocation) so the queue
-redelivers. Redelivery is safe: providers are idempotent here (a GCS restore is sent with
-``ifGenerationMatch=0`` and answers ``already_restored`` the second time; COS HEAD shows
-``in_progress``), and event ids derive from the request id, so consumers drop duplicates.
+redelivers. Redelivery is safe: the ledger (``shared.ledger``) remembers which phases of each
+request were published, so a redelivered request is neither restored nor announced twice; and
+the providers are idempotent underneath (a GCS restore is sent with ``ifGenerationMatch=0``; COS
+HEAD shows ``in_progress``).
 
 Rules, per item of a message (one request or a ``{"requests": [...]}`` batch):
 
-- a non-retryable outcome (including rejections) is published: the message is done with it;
+- a non-retryable outcome (including rejections) is published once: the message is done with it;
+- a duplicate of a request already published is answered from the ledger: nothing is redone;
 - a retryable outcome is not published (the redelivery will produce the real outcome) and the
   message is marked for retry;
 - an event that cannot be delivered (``SinkError``) marks the message for retry.
@@ -20,10 +22,12 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared.outcome import Outcome
+from shared.recheck import is_recheck
 from shared.service import RestoreService, rejected_for_validation
 from shared.sinks import SinkError
 from shared.validation import FieldProblem, RequestValidationError, split_batch
@@ -57,8 +61,32 @@ def reject_envelope(
     return result
 
 
-def process_message(service: RestoreService, data: bytes | str) -> QueueResult:
-    """Decode one message body (UTF-8 JSON), restore every request in it, publish the events."""
+REQUEST_ID_NAMESPACE = uuid.UUID("9d2f4c61-0a7e-4b5e-8f43-6c1d2b7a9e10")
+_REQUEST_ID_SPELLINGS = ("request_id", "requestId", "RequestId")
+
+
+def with_delivery_request_id(item: Any, message_id: str | None, index: int) -> Any:
+    """Give a request without a ``request_id`` one derived from the message that carried it.
+
+    Every redelivery of a message then names its requests the same way, so the ledger sees them
+    as duplicates and their events keep the same ids.
+    """
+    if message_id is None or not isinstance(item, dict):
+        return item
+    if any(spelling in item for spelling in _REQUEST_ID_SPELLINGS):
+        return item
+    derived = uuid.uuid5(REQUEST_ID_NAMESPACE, f"{message_id}/{index}").hex
+    return {**item, "request_id": f"msg-{derived}"}
+
+
+def process_message(
+    service: RestoreService, data: bytes | str, *, message_id: str | None = None
+) -> QueueResult:
+    """Decode one message body (UTF-8 JSON), restore every request in it, publish the events.
+
+    ``message_id`` is the queue's own id for the message (Pub/Sub messageId, CMQ msgId, ...),
+    stable across redeliveries: requests that carry no ``request_id`` get one derived from it.
+    """
     result = QueueResult()
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
@@ -71,32 +99,47 @@ def process_message(service: RestoreService, data: bytes | str) -> QueueResult:
         )
         _publish(service, rejection, result)
         return result
+    if is_recheck(payload):  # a delayed re-check this package scheduled (shared.recheck)
+        checked = service.recheck(payload)
+        result.outcomes.extend(checked.outcomes)
+        result.retry = checked.retry
+        return result
     try:
         items = split_batch(payload)
     except RequestValidationError as exc:
         _publish(service, rejected_for_validation(payload, exc), result)
         return result
-    for item in [payload] if items is None else items:
-        _process_item(service, item, result)
+    for index, item in enumerate([payload] if items is None else items):
+        _process_item(service, with_delivery_request_id(item, message_id, index), result)
     return result
 
 
 def _process_item(service: RestoreService, item: Any, result: QueueResult) -> None:
     try:
-        outcome = service.decide(item)
+        handled = service.handle(item, publish_retryable=False)
     except Exception as exc:  # a bug, not a provider answer: redeliver, keep going
         logger.error("restore raised %s; the message will be redelivered", type(exc).__name__)
         result.retry = True
         return
-    if outcome.retryable:
-        result.outcomes.append(outcome)
-        result.retry = True
-        return
-    _publish(service, outcome, result)
-
-
-def _publish(service: RestoreService, outcome: Outcome, result: QueueResult) -> None:
+    outcome = handled.outcome
     result.outcomes.append(outcome)
+    if not handled.delivered:
+        logger.error(
+            "event for request %s not delivered; the message will be redelivered",
+            outcome.request_id,
+        )
+        result.retry = True
+    elif outcome.retryable:
+        result.retry = True  # unpublished: the redelivery will produce the real outcome
+    elif not (handled.published or handled.replayed):
+        _publish(service, outcome, result, counted=True)  # a validation rejection
+
+
+def _publish(
+    service: RestoreService, outcome: Outcome, result: QueueResult, *, counted: bool = False
+) -> None:
+    if not counted:
+        result.outcomes.append(outcome)
     try:
         service.publish(outcome)
     except SinkError:

@@ -1,4 +1,5 @@
-"""Print (or write) the JSON Schemas of the public contract: requests in, events out.
+"""Print (or write) the JSON Schemas of the public contract: requests in, events out, and
+the status query and its answer.
 
 ``python -m shared.schema_export`` prints one JSON document; ``--out DIR`` writes one file per
 schema, which is how ``schemas/`` in the repository is produced and kept in sync (a test checks).
@@ -16,6 +17,7 @@ from pydantic import TypeAdapter
 from shared.events import CloudEvent
 from shared.outcome import Outcome
 from shared.schemas import RestoreBatch, RestoreRequest
+from shared.status import ObjectStatus, StatusQuery
 from shared.validation import FieldProblem
 
 
@@ -26,6 +28,8 @@ def schemas() -> dict[str, dict[str, Any]]:
         "restore-event": CloudEvent.model_json_schema(mode="serialization"),
         "outcome": Outcome.model_json_schema(mode="serialization"),
         "validation-problem": FieldProblem.model_json_schema(mode="serialization"),
+        "status-query": TypeAdapter(StatusQuery).json_schema(mode="validation"),
+        "object-status": ObjectStatus.model_json_schema(mode="serialization"),
     }
 
 

@@ -8,19 +8,56 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from shared.allowlist import BucketAllowlist
+from shared.callbacks import Callbacks
 from shared.config import Settings
 from shared.events import CloudEvent, build_event
+from shared.ledger import (
+    ACCEPTED,
+    DONE,
+    DuplicateInFlight,
+    Ledger,
+    StoreError,
+    ledger_from_settings,
+)
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers import ProviderRegistry
 from shared.providers.base import failure
+from shared.recheck import Scheduler, utcnow
 from shared.retry import RetryPolicy
 from shared.schemas import MAX_CONTEXT_BYTES, _check_request_id, _new_request_id
-from shared.sinks import EventSink, sink_from_settings
-from shared.validation import AnyRestoreRequest, RequestValidationError, parse_request
+from shared.sinks import EventSink, SinkError, sink_from_settings
+from shared.status import (
+    ObjectStatus,
+    parse_status_query,
+    run_with_retry,
+    status_error,
+    status_rejected,
+)
+from shared.validation import (
+    AnyRestoreRequest,
+    FieldProblem,
+    RequestValidationError,
+    parse_request,
+)
+
+if TYPE_CHECKING:
+    from shared.recheck_runner import RecheckResult
+
+
+@dataclass(frozen=True)
+class Handled:
+    """What ``RestoreService.handle`` did with one request."""
+
+    outcome: Outcome
+    published: bool = False  # its event went out during this call
+    replayed: bool = False  # a duplicate: the outcome was recorded earlier, nothing was redone
+    delivered: bool = True  # False: the event (or its record) was lost; do not acknowledge
 
 
 class RestoreService:
@@ -31,12 +68,27 @@ class RestoreService:
         sink: EventSink | None = None,
         providers: ProviderRegistry | None = None,
         retry: RetryPolicy | None = None,
+        ledger: Ledger | None = None,
+        scheduler: Scheduler | None = None,
     ) -> None:
         self.settings = settings
         self.sink = sink if sink is not None else sink_from_settings(settings)
         self.providers = providers if providers is not None else ProviderRegistry(settings)
         self.retry = retry if retry is not None else RetryPolicy.from_settings(settings)
         self.allowlist = BucketAllowlist.from_settings(settings)
+        self.ledger = ledger if ledger is not None else ledger_from_settings(
+            settings, self._gcs_client
+        )
+        # Delayed re-checks of initiated restores (shared.recheck); None: no re-checks.
+        self.scheduler = scheduler
+        self.callbacks = Callbacks.from_settings(settings)
+        # The re-check schedule's clock; a local run may follow an emulator's accelerated one.
+        self.now: Callable[[], datetime] = utcnow
+
+    def _gcs_client(self) -> object:
+        from shared.providers.clients import gcs_client
+
+        return gcs_client(self.settings.gcs)
 
     @classmethod
     def from_env(cls) -> RestoreService:
@@ -45,9 +97,99 @@ class RestoreService:
     # -- the motion --------------------------------------------------------------------------
     def restore(self, payload: Any) -> Outcome:
         """Restore one request and publish its event. Raises SinkError if the event is lost."""
-        outcome = self.decide(payload)
-        self.publish(outcome)
-        return outcome
+        handled = self.handle(payload)
+        if not handled.delivered:
+            raise SinkError(f"event for request {handled.outcome.request_id} not delivered")
+        if not (handled.published or handled.replayed):
+            self.publish(handled.outcome)  # a validation rejection: not a ledger phase
+        return handled.outcome
+
+    def handle(self, payload: Any, *, publish_retryable: bool = True) -> Handled:
+        """Restore at most once per ``request_id``; publish each phase's event at most once.
+
+        A duplicate of a request whose phase was already published gets the recorded outcome
+        back and causes neither a provider call nor an event (``replayed``). A request accepted
+        earlier (a COS restore in progress) is only looked at (HEAD), never restored again.
+        Validation rejections are returned unpublished: callers decide (a webhook answers 422, a
+        queue publishes the rejection). ``delivered`` is False when the event (or its record) was
+        lost: the caller must not acknowledge the request.
+        """
+        request = self._admit(payload)
+        if isinstance(request, Outcome):
+            if request.error is not None and request.error.code is ErrorCode.VALIDATION_FAILED:
+                return Handled(request)
+            return self.publish_once(request)
+        try:
+            done = self.ledger.recall(request.request_id, DONE)
+            accepted = None if done else self.ledger.recall(request.request_id, ACCEPTED)
+        except StoreError as exc:
+            return Handled(failure(request, ErrorCode.PROVIDER_ERROR, str(exc), retryable=True,
+                                   http_status=None))
+        recorded = done or accepted
+        if recorded is not None and not _same_object(recorded, request):
+            reused = failure(
+                request, ErrorCode.CONFLICT,
+                "request_id was already used for a different object; use a new request_id",
+                status=OutcomeStatus.REJECTED, http_status=None,
+            )
+            return self._publish_now(reused)
+        if done is not None:
+            return Handled(done, replayed=True)
+        adapter = self.providers.get(request.provider)
+        if accepted is not None:
+            outcome = self.retry.run(lambda: adapter.check(request))
+            if outcome.status is OutcomeStatus.IN_PROGRESS:
+                return self._follow_up(request, Handled(accepted, replayed=True))
+        else:
+            outcome = self.retry.run(lambda: adapter.restore(request))
+        if outcome.retryable:
+            if not publish_retryable:
+                return Handled(outcome)
+            return self._publish_now(outcome)  # never recorded: the next attempt must happen
+        return self._follow_up(request, self.publish_once(outcome))
+
+    def _follow_up(self, request: AnyRestoreRequest, handled: Handled) -> Handled:
+        """An accepted restore gets its completion looked after: a re-check is scheduled (again,
+        on a duplicate: the scheduler dedups) and the object remembers who asked."""
+        outcome = handled.outcome
+        if not handled.delivered or outcome.status not in (
+            OutcomeStatus.INITIATED, OutcomeStatus.IN_PROGRESS
+        ):
+            return handled
+        from shared import recheck_runner
+
+        try:
+            recheck_runner.schedule_first(
+                self, request.model_dump(mode="json", exclude_none=True), outcome
+            )
+        except (recheck_runner.RecheckError, StoreError):
+            return Handled(outcome, handled.published, handled.replayed, delivered=False)
+        return handled
+
+    def recheck(self, payload: Any) -> RecheckResult:
+        """One delayed re-check of an initiated restore (``shared.recheck``)."""
+        from shared import recheck_runner
+
+        return recheck_runner.run(self, payload)
+
+    def _publish_now(self, outcome: Outcome) -> Handled:
+        try:
+            self.publish(outcome)
+        except SinkError:
+            return Handled(outcome, delivered=False)
+        return Handled(outcome, published=True)
+
+    def publish_once(self, outcome: Outcome) -> Handled:
+        """Publish unless this phase of the request was published before (``shared.ledger``)."""
+        try:
+            published = self.ledger.publish_once(outcome, self.publish)
+        except DuplicateInFlight as exc:
+            busy = ErrorInfo(code=ErrorCode.DUPLICATE_IN_FLIGHT, message=str(exc), retryable=True)
+            return Handled(outcome.model_copy(update={"status": OutcomeStatus.FAILED,
+                                                      "error": busy}))
+        except (SinkError, StoreError):
+            return Handled(outcome, delivered=False)
+        return Handled(outcome, published=published, replayed=not published)
 
     def decide(self, payload: Any) -> Outcome:
         """Everything but publishing: validation, allowlist, provider call with retries."""
@@ -64,19 +206,47 @@ class RestoreService:
             return request
         adapter = self.providers.get(request.provider)
         outcome = self.retry.run(lambda: adapter.check(request))
-        if publish and outcome.status is OutcomeStatus.COMPLETED:
-            self.publish(outcome)
+        completed = publish and outcome.status is OutcomeStatus.COMPLETED
+        if completed and not self.publish_once(outcome).delivered:
+            raise SinkError(f"event for request {outcome.request_id} not delivered")
         return outcome
 
+    def status(self, payload: Any, *, previous_expiry: datetime | None = None) -> ObjectStatus:
+        """Where one object stands (shared.status): validated, allowlisted and retried like
+        ``check``; never publishes. ``previous_expiry`` (COS) is the expiry of an earlier restore
+        from the caller's records (a ledger): it overrides the query's own ``previous_expiry``
+        and lets an expired restore be told from one never made."""
+        try:
+            query = parse_status_query(payload)
+        except RequestValidationError as exc:
+            return status_rejected(exc)
+        reason = self.allowlist.refusal(query.provider, query.bucket)
+        if reason is not None:
+            return status_error(query, ErrorInfo(code=ErrorCode.BUCKET_NOT_ALLOWED, message=reason))
+        adapter = self.providers.get(query.provider)
+        return run_with_retry(
+            self.retry, lambda: adapter.status(query, previous_expiry=previous_expiry)
+        )
+
     def publish(self, outcome: Outcome) -> CloudEvent:
+        """To the sink (raises SinkError), then to the request's callback if it has one."""
         event = build_event(outcome)
         self.sink.publish(event)
+        if outcome.callback_url:
+            self.callbacks.deliver(event, outcome.callback_url)
         return event
 
     def _admit(self, payload: Any) -> AnyRestoreRequest | Outcome:
         """The validated request, or the rejection to answer instead (invalid, not allowed)."""
         try:
             request = parse_request(payload)
+            if request.callback_url is not None:
+                refused = self.callbacks.refusal(str(request.callback_url))
+                if refused is not None:
+                    raise RequestValidationError([FieldProblem(
+                        loc=["callback_url"], field="callback_url", reason=refused,
+                        type="callback_url_refused",
+                    )])
         except RequestValidationError as exc:
             return rejected_for_validation(payload, exc)
         reason = self.allowlist.refusal(request.provider, request.bucket)
@@ -86,6 +256,12 @@ class RestoreService:
             request, ErrorCode.BUCKET_NOT_ALLOWED, reason, status=OutcomeStatus.REJECTED,
             http_status=None,
         )
+
+
+def _same_object(recorded: Outcome, request: AnyRestoreRequest) -> bool:
+    return (recorded.provider, recorded.bucket, recorded.key) == (
+        request.provider, request.bucket, request.object_key
+    )
 
 
 def rejected_for_validation(payload: Any, exc: RequestValidationError) -> Outcome:

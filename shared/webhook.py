@@ -13,6 +13,16 @@ allowed), 412 a caller-supplied precondition failed, 413 body too large, 415 wro
 supported, soft delete off, retention policy), 502 the provider refused our credentials or our
 call, 503 (with Retry-After) a retryable provider failure or an undelivered event, or the
 function is not configured for authentication.
+
+Status route (``shared.status``; read-only, publishes nothing): ``GET`` with query parameters
+(``GET /status?provider=cos&bucket=..&region=..&key=..``, ``GET /?bucket=..&object=..``; any
+path whose last segment is ``status``, or any path when a query string is present), or ``POST
+.../status`` with the same fields as a JSON body. Authenticated exactly like a restore (HMAC over
+the timestamp and the raw body, which is empty for a GET). Answers: 200 with the ObjectStatus
+JSON for every state the object can be in (``not_found`` included: the question was answered),
+422 validation failed (the same field list as a restore), 403 bucket not allowed, 502 the
+provider refused our credentials or call, 503 (with Retry-After) a retryable provider failure.
+A GET without a query string on any other path stays 405.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ from shared import auth
 from shared.events import event_id
 from shared.outcome import ErrorCode, Outcome, OutcomeStatus
 from shared.service import RestoreService
-from shared.sinks import SinkError
+from shared.status import ObjectStatus
 from shared.validation import RequestValidationError, split_batch
 
 MAX_BODY_BYTES = 256 * 1024
@@ -63,6 +73,11 @@ class HttpRequest:
     method: str
     headers: Mapping[str, str]
     body: bytes
+    # The request path as the function sees it (after any platform prefix) and the decoded
+    # query parameters (first value of each). Both optional: callers that only POST restores
+    # may leave them out.
+    path: str = "/"
+    query: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,28 @@ def status_for(outcome: Outcome) -> int:
     return _STATUS_FOR_ERROR.get(outcome.error.code, 502)
 
 
+def is_status_path(path: str) -> bool:
+    """``/status``, ``/status/``, ``/<prefix>/status``: the status route's paths."""
+    return path.rstrip("/").rsplit("/", 1)[-1] == "status"
+
+
+def status_http_status(status: ObjectStatus) -> int:
+    """200 for every state (not_found too); errors map as for a restore (422, 403, 502, 503)."""
+    if status.error is None:
+        return 200
+    if status.error.retryable:
+        return 503
+    return _STATUS_FOR_ERROR.get(status.error.code, 502)
+
+
+def status_answer(status: ObjectStatus) -> HttpAnswer:
+    code = status_http_status(status)
+    headers = {**JSON_HEADERS, "Cache-Control": "no-store"}
+    if code == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return HttpAnswer(code, status.model_dump(mode="json", exclude_none=True), headers)
+
+
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
     body: dict[str, Any] = {
         "outcome": outcome.model_dump(mode="json", exclude_none=True),
@@ -113,9 +150,16 @@ class WebhookHandler:
         self._service = service
 
     def handle(self, request: HttpRequest) -> HttpAnswer:
+        status_route = is_status_path(request.path)
+        if request.method.upper() == "GET" and (status_route or request.query):
+            return self._status_query(request)
         if request.method.upper() != "POST":
-            answer = error_answer(405, "method_not_allowed", "use POST with a JSON body")
-            answer.headers["Allow"] = "POST"
+            answer = error_answer(
+                405, "method_not_allowed",
+                "use POST with a JSON body (GET /status with query parameters for an object's "
+                "status)",
+            )
+            answer.headers["Allow"] = "GET, POST" if status_route else "POST"
             return answer
         if len(request.body) > MAX_BODY_BYTES:
             return error_answer(
@@ -133,6 +177,8 @@ class WebhookHandler:
             payload = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             return error_answer(400, "invalid_json", "body is not valid JSON")
+        if status_route:
+            return status_answer(self._service.status(payload))
         try:
             items = split_batch(payload)
         except RequestValidationError as exc:
@@ -140,6 +186,18 @@ class WebhookHandler:
         if items is None:
             return self._single(payload)
         return self._batch(items)
+
+    def _status_query(self, request: HttpRequest) -> HttpAnswer:
+        """GET: the query parameters are the status query; the signature covers the (empty)
+        body and the timestamp, as for a POST."""
+        if len(request.body) > MAX_BODY_BYTES:
+            return error_answer(
+                413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes"
+            )
+        refused = self._authenticate(request)
+        if refused is not None:
+            return refused
+        return status_answer(self._service.status(dict(request.query)))
 
     def _authenticate(self, request: HttpRequest) -> HttpAnswer | None:
         settings = self._service.settings
@@ -168,14 +226,9 @@ class WebhookHandler:
 
     def _run(self, payload: Any) -> tuple[Outcome, bool]:
         """Decide and publish; returns the outcome and whether its event was delivered."""
-        outcome = self._service.decide(payload)
-        if outcome.error is not None and outcome.error.code is ErrorCode.VALIDATION_FAILED:
-            return outcome, True  # the caller gets the field list; nothing was accepted
-        try:
-            self._service.publish(outcome)
-        except SinkError:
-            return outcome, False
-        return outcome, True
+        # Validation rejections come back unpublished: the caller gets the field list.
+        handled = self._service.handle(payload)
+        return handled.outcome, handled.delivered
 
     def _single(self, payload: Any) -> HttpAnswer:
         outcome, delivered = self._run(payload)

@@ -27,6 +27,12 @@ Choices where the real behaviour is unconfirmed (see REFERENCE.md section 1):
   id or ``null``; anything else is 404 ``NoSuchVersion``. One version per key.
 * Subresources the emulator does not model (``?acl``, ``?tagging``, multipart...) get 501
   ``NotImplemented`` instead of being silently treated as plain reads or writes.
+
+Restore notifications (optional, see :mod:`emulators.cos.notify`): with ``restore_notify`` (a
+callable) or ``notify_url`` set, an accepted restore queues ``cos:ObjectRestore:Post`` (due at
+once) and ``cos:ObjectRestore:Completed`` (due when the job finishes on the virtual clock), shaped
+like the SCF COS-trigger event. ``deliver_due_notifications()`` sends every one that is due;
+``start_notifier()`` does that from a background thread.
 """
 
 from __future__ import annotations
@@ -48,6 +54,16 @@ from xml.sax.saxutils import escape
 
 from emulators._http import Request, Response, VirtualClock
 from emulators.cos import signature
+from emulators.cos.notify import (
+    DEFAULT_REGION,
+    RESTORE_COMPLETED,
+    RESTORE_POST,
+    NotificationQueue,
+    Notifier,
+    NotifyTarget,
+    PendingNotification,
+    cos_record,
+)
 from emulators.cos.render import (
     ListedObject,
     Listing,
@@ -94,6 +110,7 @@ MAX_SIGN_SKEW = 900.0  # seconds a q-sign-time may start in the future
 MAX_KEYS_LIMIT = 1000
 
 _HOST_RE = re.compile(r"^(?P<bucket>[a-z0-9][a-z0-9-]*)\.cos(?:-internal)?\.")
+_REGION_RE = re.compile(r"^[a-z0-9-]+\.cos(?:-internal)?\.(?P<region>[a-z0-9-]+)\.myqcloud\.com$")
 
 _FAULT_CODES: dict[int, tuple[str, str]] = {
     400: ("InvalidRequest", "Injected fault: bad request."),
@@ -259,6 +276,8 @@ class CosEmulator:
     ``credentials`` maps SecretId to SecretKey. ``restore_durations`` overrides, per
     ``(storage class, tier)``, how many seconds of emulated time a restore takes.
     ``restore_rate_limit`` is restore POSTs per second (<= 0 disables the limit).
+    ``restore_notify`` (a callable taking the event dict) and ``notify_url`` (POSTed the event
+    JSON) receive restore notifications; see ``deliver_due_notifications``.
     """
 
     def __init__(
@@ -268,8 +287,14 @@ class CosEmulator:
         restore_rate_limit: float = 100.0,
         verify_signatures: bool = True,
         restore_durations: Mapping[tuple[str, str], float] | None = None,
+        restore_notify: NotifyTarget | None = None,
+        notify_url: str | None = None,
     ) -> None:
         self.clock = VirtualClock(clock_factor)
+        self.notifications = NotificationQueue(target=restore_notify, url=notify_url)
+        self._deliver_lock = threading.Lock()
+        self._notifier: Notifier | None = None
+        self._reqids = itertools.count(1)
         self.credentials: dict[str, str] = dict(
             credentials if credentials is not None else {DEFAULT_SECRET_ID: DEFAULT_SECRET_KEY}
         )
@@ -371,6 +396,84 @@ class CosEmulator:
         with self._lock:
             self._posts.clear()
 
+    # ------------------------------------------------------------------ notifications
+
+    @property
+    def restore_notify(self) -> NotifyTarget | None:
+        return self.notifications.target
+
+    @restore_notify.setter
+    def restore_notify(self, target: NotifyTarget | None) -> None:
+        self.notifications.target = target
+
+    @property
+    def notify_url(self) -> str | None:
+        return self.notifications.url
+
+    @notify_url.setter
+    def notify_url(self, url: str | None) -> None:
+        self.notifications.url = url or None
+
+    def deliver_due_notifications(self, *, batch: bool = False) -> list[dict[str, Any]]:
+        """Send every notification due at the current virtual time, oldest first; returns the
+        events sent. One event per record, or all records in one event with ``batch``.
+
+        A notification whose object was deleted since is dropped. A target that raises or a URL
+        that fails is recorded in ``notifications.failures()`` and does not stop the others.
+        """
+        with self._deliver_lock:
+            with self._lock:
+                now = self.clock.now()
+                records = []
+                for notice in self.notifications.take_due(now):
+                    obj = self._buckets.get(notice.bucket, {}).get(notice.key)
+                    # Gone, or deleted and written again: nothing to report on. An expired copy
+                    # still gets its Completed: the restore did finish at that time.
+                    if obj is None or obj.version_id != notice.object_version:
+                        continue
+                    records.append(cos_record(notice, next(self._reqids)))
+            if not records:
+                return []
+            events = [{"Records": records}] if batch else [{"Records": [r]} for r in records]
+            self.notifications.emit(events)
+            return events
+
+    def start_notifier(self, interval: float = 1.0) -> None:
+        """Deliver due notifications from a background thread every ``interval`` real seconds."""
+        if self._notifier is None:
+            self._notifier = Notifier(self.deliver_due_notifications, interval).start()
+
+    def stop_notifier(self) -> None:
+        if self._notifier is not None:
+            self._notifier.stop()
+            self._notifier = None
+
+    def _queue_notifications(
+        self, obj: StoredObject, job: RestoreJob, request: Request, request_id: str
+    ) -> None:
+        if not self.notifications.enabled:
+            return
+        match = _REGION_RE.match(request.host)
+        region = match.group("region") if match else DEFAULT_REGION
+        version_id = request.query.get("versionId")
+        phases = ((RESTORE_POST, job.requested_at), (RESTORE_COMPLETED, job.completes_at))
+        for event_name, due in phases:
+            self.notifications.add(
+                PendingNotification(
+                    due=due,
+                    seq=self.notifications.next_seq(),
+                    event_name=event_name,
+                    bucket=obj.bucket,
+                    region=region,
+                    key=obj.key,
+                    version_id=version_id if version_id not in (None, "", "null") else None,
+                    size=len(obj.body),
+                    content_type=obj.content_type,
+                    request_id=request_id,
+                    object_version=obj.version_id,
+                )
+            )
+
     # ------------------------------------------------------------------ Emulator protocol
 
     def handle(self, request: Request) -> Response:
@@ -436,14 +539,22 @@ class CosEmulator:
             return Response.json(200, self._settings())
         if verb == "settings" and method == "POST":
             payload = request.json() or {}
-            unknown = set(payload) - {"restore_rate_limit", "verify_signatures"}
+            unknown = set(payload) - {"restore_rate_limit", "verify_signatures", "notify_url"}
             if unknown:
                 raise ValueError(f"unknown settings: {sorted(unknown)}")
             if "restore_rate_limit" in payload:
                 self.restore_rate_limit = float(payload["restore_rate_limit"])
             if "verify_signatures" in payload:
                 self.verify_signatures = bool(payload["verify_signatures"])
+            if "notify_url" in payload:
+                self.notify_url = payload["notify_url"]
             return Response.json(200, self._settings())
+        if verb == "notifications" and method == "GET":
+            return Response.json(200, self.notifications.state())
+        if verb == "notifications" and method == "POST":
+            payload = request.json() or {}
+            events = self.deliver_due_notifications(batch=bool(payload.get("batch", False)))
+            return Response.json(200, {"delivered": events})
         return None
 
     # ------------------------------------------------------------------ internals
@@ -452,6 +563,7 @@ class CosEmulator:
         return {
             "restore_rate_limit": self.restore_rate_limit,
             "verify_signatures": self.verify_signatures,
+            "notify_url": self.notify_url,
             "restore_durations": [
                 {"storage_class": c, "tier": t, "seconds": s}
                 for (c, t), s in sorted(self.restore_durations.items())
@@ -798,14 +910,17 @@ class CosEmulator:
                 obj.restore.days = days
                 obj.restore.expires_at = now + days * 86400.0
                 return Response(200)
-            obj.restore = RestoreJob(
+            job = RestoreJob(
                 tier=tier,
                 days=days,
                 requested_at=now,
                 completes_at=now + duration,
                 expires_at=now + duration + days * 86400.0,
             )
-            return Response(202)
+            obj.restore = job
+            request_id, trace_id = self._new_ids()
+            self._queue_notifications(obj, job, request, request_id)
+            return Response(202, b"", {"x-cos-request-id": request_id, "x-cos-trace-id": trace_id})
 
     def _describe(self, obj: StoredObject, now: float) -> dict[str, Any]:
         phase = self._phase(obj, now)

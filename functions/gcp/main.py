@@ -100,7 +100,10 @@ def _handle_http(request: flask.Request) -> HttpAnswer:
     # Without a Content-Length (chunked), read at most one byte past the limit.
     body = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
     headers = dict(request.headers.items())
-    return webhook.handle(HttpRequest(request.method, headers, body))
+    query = request.args.to_dict()  # the first value of each parameter
+    return webhook.handle(
+        HttpRequest(request.method, headers, body, path=request.path, query=query)
+    )
 
 
 @functions_framework.http
@@ -141,7 +144,11 @@ def _handle_event(service: RestoreService, cloud_event: CloudEvent) -> QueueResu
         reason, loc, type_ = decoded
         _log("WARNING", reason, event_id=str(cloud_event["id"])[:200])
         return reject_envelope(service, reason, loc=loc, type_=type_)
-    return process_message(service, decoded)
+    message = cloud_event.data["message"]
+    message_id = message.get("messageId") or message.get("message_id")
+    return process_message(
+        service, decoded, message_id=str(message_id) if message_id else str(cloud_event["id"])
+    )
 
 
 @functions_framework.cloud_event

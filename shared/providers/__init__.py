@@ -14,10 +14,10 @@ class ProviderRegistry:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._adapters: dict[str, ProviderAdapter[Any]] = {}
+        self._adapters: dict[str, ProviderAdapter[Any, Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, provider: str) -> ProviderAdapter[Any]:
+    def get(self, provider: str) -> ProviderAdapter[Any, Any]:
         adapter = self._adapters.get(provider)
         if adapter is not None:
             return adapter
@@ -28,7 +28,7 @@ class ProviderRegistry:
                 self._adapters[provider] = adapter
             return adapter
 
-    def _build(self, provider: str) -> ProviderAdapter[Any]:
+    def _build(self, provider: str) -> ProviderAdapter[Any, Any]:
         if provider == "cos":
             from shared.providers.cos import CosAdapter
 

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.schemas import CosRestoreRequest, GcsRestoreRequest
+from shared.status import CosStatusQuery, GcsStatusQuery, ObjectStatus
 
 RequestT = TypeVar("RequestT", CosRestoreRequest, GcsRestoreRequest, contravariant=True)
+QueryT = TypeVar("QueryT", CosStatusQuery, GcsStatusQuery, contravariant=True)
 
 
-class ProviderAdapter(Protocol[RequestT]):
+class ProviderAdapter(Protocol[RequestT, QueryT]):
     def restore(self, request: RequestT) -> Outcome:
         """Ask the provider to restore; never raises for provider or network failures."""
 
     def check(self, request: RequestT) -> Outcome:
         """Where the restore stands now: completed, in_progress, or why it is neither."""
+
+    def status(self, query: QueryT, *, previous_expiry: datetime | None = None) -> ObjectStatus:
+        """Where the object stands now (shared.status); never raises for provider or network
+        failures. ``previous_expiry`` (COS only) is the expiry of an earlier restore, known to
+        the caller: it is how an expired restore is told from one never made."""
 
 
 def outcome_for(
@@ -28,6 +36,7 @@ def outcome_for(
         "bucket": request.bucket,
         "key": request.object_key,
         "context": request.context,
+        "callback_url": str(request.callback_url) if request.callback_url else None,
     }
     if isinstance(request, CosRestoreRequest):
         base.update(
@@ -67,12 +76,17 @@ def network_failure(
     request: CosRestoreRequest | GcsRestoreRequest, exc: BaseException, **fields: Any
 ) -> Outcome:
     """A retryable failure for a provider that could not be reached (reset, refused, timeout)."""
+    error = network_error(request.provider, exc)
+    return failure(request, error.code, error.message, retryable=True, **fields)
+
+
+def network_error(provider: str, exc: BaseException) -> ErrorInfo:
+    """The retryable error of a provider that could not be reached (reset, refused, timeout)."""
     text = f"{type(exc).__name__} {exc}".lower()
     timed_out = "timeout" in text or "timed out" in text
     code = ErrorCode.TIMEOUT if timed_out else ErrorCode.NETWORK_ERROR
-    name = "COS" if request.provider == "cos" else "GCS"
-    message = f"could not reach {name} ({code.value})"
-    return failure(request, code, message, retryable=True, **fields)
+    name = "COS" if provider == "cos" else "GCS"
+    return ErrorInfo(code=code, message=f"could not reach {name} ({code.value})", retryable=True)
 
 
 _CODE_FOR_STATUS = {

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
@@ -21,19 +22,33 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.config import CosSettings
-from shared.outcome import ErrorCode, Outcome, OutcomeStatus
+from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers.base import (
     code_for_status,
     failure,
     is_retryable_status,
+    network_error,
     network_failure,
     outcome_for,
 )
 from shared.schemas import CosRestoreRequest
+from shared.status import (
+    CosStatusQuery,
+    ObjectStatus,
+    StatusState,
+    as_utc,
+    status_error,
+    status_of,
+    utcnow,
+)
 from shared.tiers import ARCHIVE_CLASSES, TIERED_CLASSES, expected_window, supports_tier
 
 _ONGOING = re.compile(r'ongoing-request\s*=\s*"(true|false)"', re.IGNORECASE)
 _EXPIRY = re.compile(r'expiry-date\s*=\s*"([^"]+)"', re.IGNORECASE)
+# x-cos-restore-status, sent while a restore runs: tier="bulk"; request-date="<HTTP date>"
+_STATUS_TIER = re.compile(r'tier\s*=\s*"([^"]*)"', re.IGNORECASE)
+_REQUEST_DATE = re.compile(r'request-date\s*=\s*"([^"]+)"', re.IGNORECASE)
+_TIER_NAMES = {"expedited": "Expedited", "standard": "Standard", "bulk": "Bulk"}
 
 # COS error codes -> (our code, outcome status). Anything unlisted falls back on the HTTP status.
 _ERROR_CODES: dict[str, tuple[ErrorCode, OutcomeStatus]] = {
@@ -61,20 +76,35 @@ class RestoreState:
     expiry: datetime | None = None
 
 
+def _http_date(value: str) -> datetime | None:
+    try:
+        return parsedate_to_datetime(value).astimezone(timezone.utc)
+    except (TypeError, ValueError):
+        return None
+
+
 def parse_restore_header(value: str | None) -> RestoreState:
     if not value:
         return RestoreState(requested=False)
     ongoing = _ONGOING.search(value)
     expiry_match = _EXPIRY.search(value)
-    expiry = None
-    if expiry_match:
-        try:
-            expiry = parsedate_to_datetime(expiry_match.group(1)).astimezone(timezone.utc)
-        except (TypeError, ValueError):
-            expiry = None
+    expiry = _http_date(expiry_match.group(1)) if expiry_match else None
     return RestoreState(
         requested=True, ongoing=bool(ongoing and ongoing.group(1).lower() == "true"), expiry=expiry
     )
+
+
+def parse_restore_status_header(value: str | None) -> tuple[str | None, datetime | None]:
+    """(tier, request date) from ``x-cos-restore-status``; None for what it does not say."""
+    if not value:
+        return None, None
+    tier_match = _STATUS_TIER.search(value)
+    tier = None
+    if tier_match and tier_match.group(1).strip():
+        raw = tier_match.group(1).strip()
+        tier = _TIER_NAMES.get(raw.lower(), raw)
+    date_match = _REQUEST_DATE.search(value)
+    return tier, _http_date(date_match.group(1)) if date_match else None
 
 
 def _header(headers: dict[str, Any], name: str) -> str | None:
@@ -87,9 +117,18 @@ def _header(headers: dict[str, Any], name: str) -> str | None:
 
 
 class CosAdapter:
-    def __init__(self, settings: CosSettings, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: CosSettings,
+        *,
+        timeout: float = 10.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
         self._settings = settings
         self._timeout = timeout
+        # What "now" is when an expiry is compared: COS's own clock is what expires copies, so
+        # this must agree with it (tests point it at the emulator's virtual clock).
+        self.clock = clock
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         # The SDK logs request headers (signatures, tokens) at DEBUG and stack traces at ERROR;
@@ -184,6 +223,72 @@ class CosAdapter:
             storage_class=storage_class,
         )
 
+    def status(
+        self, query: CosStatusQuery, *, previous_expiry: datetime | None = None
+    ) -> ObjectStatus:
+        """One HEAD: not_found, not_archived, archived, restoring, restored or restore_expired.
+
+        ``previous_expiry`` (else ``query.previous_expiry``) is the expiry of an earlier restore
+        from the caller's records: COS drops ``x-cos-restore`` when a restored copy expires, so
+        without it an expired restore reads as ``archived``.
+        """
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        previous = as_utc(previous_expiry or query.previous_expiry)
+        try:
+            head, storage_class, state = self._head_state(self._client(query.region), query)
+        except CosServiceError as exc:
+            if int(exc.get_status_code()) == 404:  # HEAD has no body: key or bucket
+                return status_of(
+                    query, StatusState.NOT_FOUND, checked_at=self.clock(),
+                    message="no such key (or no such bucket, or version)",
+                )
+            return status_error(query, self._service_error(exc)[0], checked_at=self.clock())
+        except CosClientError as exc:
+            return status_error(query, network_error("cos", exc), checked_at=self.clock())
+
+        now = self.clock()
+        storage_tier = _header(head, "x-cos-storage-tier")
+        length = _header(head, "Content-Length")
+        facts: dict[str, Any] = {
+            "storage_class": storage_class,
+            "storage_tier": storage_tier,
+            "size": int(length) if length and length.isdigit() else None,
+            "checked_at": now,
+        }
+        if state.ongoing:
+            tier, requested_at = parse_restore_status_header(
+                _header(head, "x-cos-restore-status")
+            )
+            return status_of(
+                query, StatusState.RESTORING, tier=tier, requested_at=requested_at,
+                message="a restore is running", **facts,
+            )
+        if state.requested:
+            if state.expiry is not None and state.expiry <= now:
+                return status_of(
+                    query, StatusState.RESTORE_EXPIRED, expiry_time=state.expiry,
+                    message="the restored copy has expired; restore again to read it", **facts,
+                )
+            return status_of(
+                query, StatusState.RESTORED, expiry_time=state.expiry,
+                message="a restored copy is readable", **facts,
+            )
+        if not _archived(storage_class, storage_tier):
+            return status_of(
+                query, StatusState.NOT_ARCHIVED,
+                message=f"the object is {storage_class}, readable as it is", **facts,
+            )
+        if previous is not None and previous <= now:
+            return status_of(
+                query, StatusState.RESTORE_EXPIRED, expiry_time=previous,
+                message="the restored copy has expired; restore again to read it", **facts,
+            )
+        return status_of(
+            query, StatusState.ARCHIVED,
+            message="archived, no restored copy: restore it to read it", **facts,
+        )
+
     # -- wire --------------------------------------------------------------------------------
     def _look(
         self, client: Any, request: CosRestoreRequest
@@ -192,17 +297,23 @@ class CosAdapter:
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
         try:
-            head = self._head(client, request)
+            return self._head_state(client, request)
         except CosServiceError as exc:
             return self._service_failure(request, exc)
         except CosClientError as exc:
             return network_failure(request, exc)
+
+    def _head_state(
+        self, client: Any, target: CosRestoreRequest | CosStatusQuery
+    ) -> tuple[dict[str, Any], str, RestoreState]:
+        """HEAD: headers, storage class and restore state. Raises the SDK's errors."""
+        head = self._head(client, target)
         storage_class = (_header(head, "x-cos-storage-class") or "STANDARD").upper()
         return head, storage_class, parse_restore_header(_header(head, "x-cos-restore"))
 
-    def _head(self, client: Any, request: CosRestoreRequest) -> dict[str, Any]:
-        extra = {"VersionId": request.version_id} if request.version_id else {}
-        head: dict[str, Any] = client.head_object(Bucket=request.bucket, Key=request.key, **extra)
+    def _head(self, client: Any, target: CosRestoreRequest | CosStatusQuery) -> dict[str, Any]:
+        extra = {"VersionId": target.version_id} if target.version_id else {}
+        head: dict[str, Any] = client.head_object(Bucket=target.bucket, Key=target.key, **extra)
         return head
 
     def _post_restore(self, client: Any, request: CosRestoreRequest) -> int:
@@ -243,28 +354,32 @@ class CosAdapter:
     def _service_failure(
         self, request: CosRestoreRequest, exc: Any, **fields: Any
     ) -> Outcome:
+        if int(exc.get_status_code()) == 409:  # RestoreAlreadyInProgress
+            return outcome_for(request, OutcomeStatus.IN_PROGRESS, **fields)
+        error, status = self._service_error(exc)
+        return outcome_for(request, status, error=error, **fields)
+
+    @staticmethod
+    def _service_error(exc: Any) -> tuple[ErrorInfo, OutcomeStatus]:
+        """A CosServiceError as our error, and the outcome status it calls for."""
         http_status = int(exc.get_status_code())
         provider_code = str(exc.get_error_code())
         try:
             provider_request_id = str(exc.get_request_id())
         except (KeyError, TypeError):
             provider_request_id = None
-        if http_status == 409:  # RestoreAlreadyInProgress
-            return outcome_for(request, OutcomeStatus.IN_PROGRESS, **fields)
         code, status = _ERROR_CODES.get(provider_code, (None, OutcomeStatus.FAILED))
         if code is None:
             code = code_for_status(http_status)
-        return failure(
-            request,
-            code,
-            str(exc.get_error_msg() or provider_code),
-            status=status,
+        error = ErrorInfo(
+            code=code,
+            message=str(exc.get_error_msg() or provider_code),
             retryable=is_retryable_status(http_status),
             http_status=http_status,
             provider_code=provider_code,
             provider_request_id=provider_request_id,
-            **fields,
         )
+        return error, status
 
 
 def _refusal(
@@ -291,6 +406,14 @@ def _refusal(
             status=OutcomeStatus.REJECTED, storage_class=storage_class,
         )
     return None
+
+
+def _archived(storage_class: str, storage_tier: str | None) -> bool:
+    """Whether reading the object needs a restore. Intelligent tiering: only in an archive tier
+    (when COS does not say which tier, the object is taken to be readable)."""
+    if storage_class in TIERED_CLASSES:
+        return storage_tier is not None and "ARCHIVE" in storage_tier.upper()
+    return storage_class in ARCHIVE_CLASSES
 
 
 def _reveal(secret: Any) -> str | None:

@@ -13,19 +13,29 @@ The SDK is imported when the first GCS request arrives, never at module import.
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from shared.config import GcsSettings
-from shared.outcome import ErrorCode, Outcome, OutcomeStatus
+from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers.base import (
     code_for_status,
     failure,
     is_retryable_status,
+    network_error,
     network_failure,
     outcome_for,
 )
 from shared.schemas import GcsRestoreRequest
+from shared.status import (
+    GcsStatusQuery,
+    ObjectStatus,
+    SoftDeletedGeneration,
+    StatusState,
+    status_error,
+    status_of,
+)
 
 _REASONS: dict[str, ErrorCode] = {
     "softdeletepolicyrequired": ErrorCode.SOFT_DELETE_NOT_ENABLED,
@@ -128,16 +138,94 @@ class GcsAdapter:
             storage_class=live.storage_class,
         )
 
+    def status(
+        self, query: GcsStatusQuery, *, previous_expiry: datetime | None = None
+    ) -> ObjectStatus:
+        """live, soft_deleted, soft_delete_disabled or not_found.
+
+        The live object (objects.get), then the soft-deleted generations of exactly that name
+        (objects.list softDeleted=true); only when neither exists is the bucket read, to tell
+        "soft delete is off" from "nothing to restore". ``previous_expiry`` is a COS notion and
+        is ignored.
+        """
+        from google.api_core.exceptions import Forbidden, GoogleAPICallError, NotFound
+
+        network = _network_errors()
+
+        bucket = self._client().bucket(query.bucket)
+        try:
+            live = bucket.get_blob(query.object, timeout=self._timeout, retry=None)
+            soft = [
+                SoftDeletedGeneration(
+                    generation=int(blob.generation),
+                    soft_delete_time=blob.soft_delete_time,
+                    hard_delete_time=blob.hard_delete_time,
+                    size=blob.size,
+                    restore_token=blob._properties.get("restoreToken"),
+                )
+                for blob in self._soft_deleted_blobs(bucket, query.object)
+            ]
+        except NotFound:  # get_blob answers None for a missing object: the bucket is missing
+            return status_of(query, StatusState.NOT_FOUND, message="no such bucket")
+        except GoogleAPICallError as exc:
+            return status_error(query, self._api_error(exc))
+        except network as exc:
+            return status_error(query, network_error("gcs", exc))
+        soft.sort(key=lambda g: g.generation, reverse=True)
+
+        if live is not None:
+            return status_of(
+                query, StatusState.LIVE, live_generation=int(live.generation),
+                storage_class=live.storage_class, size=live.size, soft_deleted_generations=soft,
+                message="a live object exists",
+            )
+        if soft:
+            return status_of(
+                query, StatusState.SOFT_DELETED, soft_deleted_generations=soft,
+                message=f"no live object; {len(soft)} soft-deleted generation(s) can be restored",
+            )
+        try:
+            bucket.reload(timeout=self._timeout, retry=None)
+        except Forbidden:
+            # Reading the bucket needs storage.buckets.get, which object roles lack: the object
+            # is gone either way, only the reason stays unknown.
+            return status_of(
+                query, StatusState.NOT_FOUND, soft_deleted_generations=soft,
+                message="no live or soft-deleted object (the bucket's soft delete policy could "
+                "not be read: storage.buckets.get denied)",
+            )
+        except NotFound:
+            return status_of(query, StatusState.NOT_FOUND, message="no such bucket")
+        except GoogleAPICallError as exc:
+            return status_error(query, self._api_error(exc))
+        except network as exc:
+            return status_error(query, network_error("gcs", exc))
+        retention = bucket.soft_delete_policy.retention_duration_seconds or 0
+        if retention == 0:
+            return status_of(
+                query, StatusState.SOFT_DELETE_DISABLED, soft_deleted_generations=soft,
+                soft_delete_retention_seconds=0,
+                message="no live object, and the bucket's soft delete is off: a deleted object "
+                "cannot be restored",
+            )
+        return status_of(
+            query, StatusState.NOT_FOUND, soft_deleted_generations=soft,
+            soft_delete_retention_seconds=retention,
+            message="no live or soft-deleted object (never written, or past its hard-delete "
+            "time)",
+        )
+
     # -- wire --------------------------------------------------------------------------------
-    def _newest_soft_deleted(self, bucket: Any, name: str) -> int | None:
-        newest: int | None = None
+    def _soft_deleted_blobs(self, bucket: Any, name: str) -> list[Any]:
+        """Every soft-deleted generation of exactly ``name`` (listed by prefix, then matched)."""
         blobs = bucket.list_blobs(
             prefix=name, soft_deleted=True, timeout=self._timeout, retry=None
         )
-        for blob in blobs:
-            if blob.name == name and (newest is None or blob.generation > newest):
-                newest = int(blob.generation)
-        return newest
+        return [blob for blob in blobs if blob.name == name]
+
+    def _newest_soft_deleted(self, bucket: Any, name: str) -> int | None:
+        generations = [int(blob.generation) for blob in self._soft_deleted_blobs(bucket, name)]
+        return max(generations, default=None)
 
     @staticmethod
     def _sent_no_overwrite(request: GcsRestoreRequest) -> bool:
@@ -210,6 +298,12 @@ class GcsAdapter:
         )
 
     def _api_failure(self, request: GcsRestoreRequest, exc: Any, **fields: Any) -> Outcome:
+        error = self._api_error(exc)
+        return outcome_for(request, OutcomeStatus.FAILED, error=error, **fields)
+
+    @staticmethod
+    def _api_error(exc: Any) -> ErrorInfo:
+        """A GoogleAPICallError as our error (code from the reason, else the HTTP status)."""
         http_status = int(exc.code) if exc.code is not None else None
         reason = _reason(exc)
         code = _REASONS.get(reason or "") or code_for_status(http_status)
@@ -223,15 +317,13 @@ class GcsAdapter:
         if response is not None:
             headers = getattr(response, "headers", {}) or {}
             request_id = headers.get("X-GUploader-UploadID") or headers.get("x-goog-request-id")
-        return failure(
-            request,
-            code,
-            str(exc.message),
+        return ErrorInfo(
+            code=code,
+            message=str(exc.message),
             retryable=is_retryable_status(http_status),
             http_status=http_status,
             provider_code=provider_code,
             provider_request_id=request_id,
-            **fields,
         )
 
 

@@ -10,7 +10,7 @@ import random
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from pydantic import SecretStr
 
@@ -31,6 +31,7 @@ class HttpSink:
         timeout: float = 10.0,
         backoff_base: float = 0.25,
         sleep: Callable[[float], None] = time.sleep,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         if not url.startswith(("http://", "https://")):
             raise ValueError("event sink URL must be http(s)")
@@ -40,6 +41,7 @@ class HttpSink:
         self._timeout = timeout
         self._backoff_base = backoff_base
         self._sleep = sleep
+        self._extra_headers = dict(extra_headers or {})
 
     def publish(self, event: CloudEvent) -> None:
         body = event.to_json().encode()
@@ -47,7 +49,7 @@ class HttpSink:
         for attempt in range(self._attempts):
             if attempt:
                 self._sleep(self._backoff_base * (2 ** (attempt - 1)) * (0.5 + random.random()))  # noqa: S311
-            headers = {"Content-Type": CONTENT_TYPE}
+            headers = {"Content-Type": CONTENT_TYPE, **self._extra_headers}
             if self._secret is not None:
                 headers.update(auth.sign(self._secret, body))
             request = urllib.request.Request(self._url, data=body, headers=headers, method="POST")  # noqa: S310

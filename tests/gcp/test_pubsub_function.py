@@ -74,13 +74,16 @@ def test_binary_mode_event_with_a_cos_request_publishes_initiated(pubsub_client,
     assert statuses(printed_events(capsys.readouterr().out)) == ["initiated"]
 
 
-def test_redelivery_of_a_done_gcs_restore_is_already_restored(pubsub_client, gcs_emulator,
-                                                              capsys):
+def test_redelivery_of_a_done_gcs_restore_replays_without_a_second_restore_or_event(
+    pubsub_client, gcs_emulator, capsys
+):
     soft_delete(gcs_emulator, "twice.txt")
     first = send(pubsub_client, gcs_request("twice.txt", request_id="twice-1"))
     second = send(pubsub_client, gcs_request("twice.txt", request_id="twice-1"))
     assert (first.status_code, second.status_code) == (200, 200)
-    assert statuses(printed_events(capsys.readouterr().out)) == ["completed", "already_restored"]
+    assert statuses(printed_events(capsys.readouterr().out)) == ["completed"]
+    restores = [e for e in gcs_emulator.log.entries() if e.path.endswith("/restore")]
+    assert len(restores) == 1
 
 
 @pytest.mark.parametrize(

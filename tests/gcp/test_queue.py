@@ -82,14 +82,14 @@ def test_unexpected_exception_in_one_item_asks_for_retry_and_the_rest_run(
     service, sink, monkeypatch, gcs_emulator
 ):
     soft_delete(gcs_emulator, "fine.txt")
-    decide = service.decide
+    handle = service.handle
 
-    def flaky(item):
+    def flaky(item, **kwargs):
         if item.get("object") == "boom.txt":
             raise RuntimeError("bug")
-        return decide(item)
+        return handle(item, **kwargs)
 
-    monkeypatch.setattr(service, "decide", flaky)
+    monkeypatch.setattr(service, "handle", flaky)
     batch = {"requests": [gcs_request("boom.txt"), gcs_request("fine.txt")]}
     result = process_message(service, json.dumps(batch))
     assert result.retry

@@ -1,0 +1,150 @@
+"""Running one re-check message (``shared.recheck``) against the service.
+
+Kept apart from ``shared.recheck`` (pure schedule arithmetic and the message schema) because this
+part talks to the provider, the ledger and the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from pydantic import ValidationError
+
+from shared.ledger import DONE, StoreError
+from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
+from shared.recheck import RecheckMessage, Scheduler, first_message, is_last, plan
+
+if TYPE_CHECKING:
+    from shared.service import RestoreService
+
+logger = logging.getLogger("restorefn.recheck")
+
+
+class RecheckError(RuntimeError):
+    """The next re-check could not be scheduled; the caller must not acknowledge."""
+
+
+@dataclass
+class RecheckResult:
+    outcomes: list[Outcome] = field(default_factory=list)
+    retry: bool = False
+    scheduled: RecheckMessage | None = None
+    delay_seconds: float | None = None
+    duplicate: bool = False
+
+
+def schedule(service: RestoreService, message: RecheckMessage, now: datetime) -> tuple[
+    RecheckMessage, float
+]:
+    scheduler: Scheduler | None = service.scheduler
+    if scheduler is None:
+        raise RecheckError("no re-check scheduler is configured")
+    planned = plan(message, now, margin=service.settings.recheck_margin,
+                   max_delay=service.settings.recheck_max_delay_seconds)
+    try:
+        scheduler.schedule(planned.message.model_dump_json().encode(), planned.delay_seconds,
+                           dedup_key=planned.message.dedup_key())
+    except Exception as exc:  # any transport failure: the message must come back
+        raise RecheckError(f"re-check not scheduled: {type(exc).__name__}") from None
+    return planned.message, planned.delay_seconds
+
+
+def schedule_first(service: RestoreService, request: dict[str, Any], outcome: Outcome) -> None:
+    """After an accepted COS restore: remember it for the storage trigger, plan the first look."""
+    record_pending(service, outcome, request)
+    if service.scheduler is None:
+        return
+    now = service.now()
+    schedule(service, first_message(request, outcome.storage_class, now), now)
+
+
+def _pending_key(provider: str, bucket: str, key: str) -> str:
+    return f"objects/{provider}/{quote(bucket, safe='')}/{quote(key, safe='')}/pending"
+
+
+def record_pending(service: RestoreService, outcome: Outcome, request: dict[str, Any]) -> None:
+    if outcome.provider is None or outcome.bucket is None or outcome.key is None:
+        return
+    service.ledger.store.put(
+        _pending_key(outcome.provider, outcome.bucket, outcome.key),
+        RecheckMessage(request=request, initiated_at=service.now(),
+                       storage_class=outcome.storage_class, check=0).model_dump_json().encode(),
+    )
+
+
+def pending_request(
+    service: RestoreService, provider: str, bucket: str, key: str
+) -> dict[str, Any] | None:
+    """The request that started the restore of this object, when this package started it."""
+    raw = service.ledger.store.get(_pending_key(provider, bucket, key))
+    if raw is None:
+        return None
+    try:
+        return RecheckMessage.model_validate_json(raw).request
+    except ValidationError:
+        return None
+
+
+def run(service: RestoreService, payload: Any) -> RecheckResult:
+    """Handle one delivered re-check message. Never raises for provider trouble: ``retry``."""
+    result = RecheckResult()
+    try:
+        message = RecheckMessage.model_validate(payload)
+    except ValidationError:
+        logger.error("dropping a malformed re-check message")
+        return result  # our own format: nothing a redelivery could fix
+    now = service.now()
+    try:
+        if message.not_before is not None and now < message.not_before:
+            result.scheduled, result.delay_seconds = schedule(service, message, now)
+            return result  # a hop of a chained delay
+        if service.ledger.recall(message.request_id, DONE) is not None:
+            result.duplicate = True  # completed already (the COS trigger, another copy)
+            return result
+        marker = f"requests/{quote(message.request_id, safe='')}/recheck-{message.check}"
+        if not service.ledger.store.create(marker, b"{}"):
+            result.duplicate = True  # another copy of this very check ran
+            return result
+    except (StoreError, RecheckError):
+        result.retry = True
+        return result
+    try:
+        _look(service, message, now, result)
+    except (StoreError, RecheckError):
+        result.retry = True
+    if result.retry:
+        try:
+            service.ledger.store.delete(marker)  # let the redelivered copy do the work
+        except StoreError:
+            logger.error("re-check marker %s not released", marker)
+    return result
+
+
+def _look(service: RestoreService, message: RecheckMessage, now: datetime,
+          result: RecheckResult) -> None:
+    outcome = service.check(message.request, publish=False)
+    result.outcomes.append(outcome)
+    if outcome.retryable:
+        result.retry = True
+        return
+    if outcome.status is OutcomeStatus.IN_PROGRESS:
+        if not is_last(message):
+            nxt = message.model_copy(update={"check": message.check + 1, "not_before": None})
+            result.scheduled, result.delay_seconds = schedule(service, nxt, now)
+            return
+        outcome = outcome.model_copy(update={
+            "status": OutcomeStatus.FAILED,
+            "error": ErrorInfo(
+                code=ErrorCode.TIMEOUT,
+                message="the restore did not complete within the tier's expected window plus "
+                        "the configured margin",
+            ),
+        })
+        result.outcomes[-1] = outcome
+    handled = service.publish_once(outcome)
+    if not handled.delivered:
+        result.retry = True

@@ -32,7 +32,11 @@ Acting (``handle_restore_notice``):
   ever sends that instead of the concrete name): checked like Completed, but "in progress" is
   then acknowledged as a Post.
 
-The ``completed`` event's ``request_id`` is derived from the notification (bucket, key, version,
+When restorefn itself started the restore (the ledger remembers which request started the
+restore of each object), the ``completed`` event is that request's: its ``request_id``,
+``context`` and callback, published under the same ledger phase as the re-checks', so the
+trigger and a re-check racing each other publish one ``completed`` between them. Otherwise the
+``completed`` event's ``request_id`` is derived from the notification (bucket, key, version,
 event name and time), so a redelivered notification produces the same event id, and the ledger
 (``shared.ledger``) publishes it once: a redelivery after the event went out neither HEADs the
 object nor publishes again. ``days`` and ``tier`` are left out of its data: the notification
@@ -54,6 +58,7 @@ from shared.envelopes.base import EnvelopeProblem, Loc, RecordProblem
 from shared.ledger import DONE, DuplicateInFlight, StoreError
 from shared.outcome import Outcome, OutcomeStatus
 from shared.queue import QueueResult
+from shared.recheck_runner import pending_request
 from shared.service import RestoreService
 from shared.sinks import SinkError
 
@@ -223,7 +228,11 @@ def handle_restore_notice(service: RestoreService, notice: CosRestoreNotice) -> 
     if notice.phase == "posted":
         return result
     try:
-        recorded = service.ledger.recall(notice.notice_id, DONE)
+        # A restore this package started: complete *that* request (its request_id, context and
+        # callback), under the same ledger phase the re-checks use, so one completed goes out.
+        original = pending_request(service, "cos", notice.bucket, notice.key)
+        request_id = original["request_id"] if original else notice.notice_id
+        recorded = service.ledger.recall(str(request_id), DONE)
     except StoreError:
         logger.error("the ledger cannot be read; asking for a retry")
         result.retry = True
@@ -232,12 +241,12 @@ def handle_restore_notice(service: RestoreService, notice: CosRestoreNotice) -> 
         result.outcomes.append(recorded)
         return result
     try:
-        checked = service.check(notice.check_payload(), publish=False)
+        checked = service.check(original or notice.check_payload(), publish=False)
     except Exception as exc:  # a bug, not a provider answer: let the platform redeliver
         logger.error("checking a restore raised %s; asking for a retry", type(exc).__name__)
         result.retry = True
         return result
-    outcome = checked.model_copy(update={"days": None, "tier": None})
+    outcome = checked if original else checked.model_copy(update={"days": None, "tier": None})
     result.outcomes.append(outcome)
     if outcome.retryable:
         result.retry = True

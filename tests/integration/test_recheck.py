@@ -158,3 +158,26 @@ def test_the_recheck_message_carries_the_request_and_its_context(cos_emulator):
     assert message["check"] == 0
     _drain(service, DelayQueue(pending=[(body, 60.0, None)]), cos_emulator.emulator.clock)
     assert sink.events[-1].data.context == {"run": 7}
+
+
+def test_the_cos_trigger_and_a_recheck_publish_one_completed_between_them(cos_emulator):
+    from shared.envelopes.cos_events import handle_restore_notice, parse_cos_record
+
+    notices: list[dict] = []
+    cos_emulator.emulator.restore_notify = notices.append
+    cos_emulator.emulator.put_object(COS_BUCKET, "race.bin", b"x", "ARCHIVE")
+    sink, queue = CollectingSink(), DelayQueue()
+    service = _service(cos_emulator, sink, queue)
+    service.restore(cos_request("race.bin", request_id="rc-race", context={"k": "v"}))
+    body, delay = queue.pop()
+    cos_emulator.emulator.clock.advance(delay + 1)
+    cos_emulator.emulator.deliver_due_notifications()
+    records = [r for event in notices for r in event["Records"]
+               if r["event"]["eventName"] == "cos:ObjectRestore:Completed"]
+    assert len(records) == 1
+    triggered = handle_restore_notice(service, parse_cos_record(records[0], 0))
+    rechecked = process_message(service, body)
+    assert not triggered.retry and not rechecked.retry
+    assert sink.types() == ["initiated", "completed"]
+    completed = sink.events[-1].data
+    assert completed.request_id == "rc-race" and completed.context == {"k": "v"}

@@ -10,8 +10,13 @@ object, then:
 3. waits for the COS restore to finish (the emulator's clock runs 30x fast, so the Expedited
    restore's emulated minute takes about two seconds) and publishes ``completed``.
 
-Every event the functions publish reaches the collector through the HTTP sink, signature checked,
-and is printed as it arrives.
+Then the same flows through the Tencent SCF handler (``index.main_handler``) with real-shaped
+events: an API Gateway POST (GCS, ``completed``), a CMQ topic message (COS, ``initiated``), and
+the COS emulator's ``cos:ObjectRestore:Completed`` notification delivered to the handler when the
+emulated restore finishes (COS trigger path, ``completed`` for the request that started it).
+
+Every event reaches the collector through the HTTP sink, signature checked, and is printed as it
+arrives.
 """
 
 from __future__ import annotations
@@ -22,6 +27,13 @@ import time
 from typing import Any
 
 from emulators.cos import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+from scripts.demo_tencent import (
+    api_gateway_event,
+    attach_cos_trigger,
+    cmq_event,
+    load_handler,
+    wait_for_cos_trigger,
+)
 from scripts.local import LocalStack, local_stack
 from shared.config import CosSettings, GcsSettings, Settings
 from shared.outcome import OutcomeStatus
@@ -77,6 +89,37 @@ def wait_for_cos_restore(stack: LocalStack, request: dict[str, Any], started: fl
     return True
 
 
+def run_tencent(stack: LocalStack, printer: EventPrinter) -> bool:
+    """The same flows through the SCF handler: API Gateway, CMQ, then the COS trigger."""
+    handler = load_handler(stack)
+    name, key = "reports/q4.csv", "logs/2026-11-20.tar.gz"
+    stack.gcs_emulator.put_object(GCS_BUCKET, name, b"q4,revenue\n3,4\n")
+    stack.gcs_emulator.delete_object(GCS_BUCKET, name)
+    stack.cos_emulator.put_object(COS_BUCKET, key, b"archived bytes " * 100, "ARCHIVE")
+
+    print("\n--- 4. Tencent SCF, API Gateway event (signed): restore a soft-deleted GCS object")
+    answer = handler.main_handler(api_gateway_event(stack, {
+        "bucket": GCS_BUCKET, "object": name, "request_id": "demo-scf-gcs-1", "context": CONTEXT,
+    }), {"request_id": "apigw-1"})
+    print(f"integration response: statusCode {answer['statusCode']}, keys {sorted(answer)}")
+    printer.show_until(4)
+
+    delivered = attach_cos_trigger(stack, handler)
+    print("\n--- 5. Tencent SCF, CMQ topic event: restore an archived COS object")
+    summary = handler.main_handler(cmq_event({
+        "Bucket": COS_BUCKET, "Region": "ap-guangzhou", "Key": key,
+        "RestoreRequest": {"Days": 1, "CASJobParameters": {"Tier": "Expedited"}},
+        "request_id": "demo-scf-cos-1", "context": CONTEXT,
+    }, msg_id="demo-cmq-1"), {"request_id": "cmq-1"})
+    print(f"handler summary: {json.dumps(summary)}")
+    printer.show_until(5)
+
+    print("\n--- 6. the COS emulator's cos:ObjectRestore:Completed notification -> main_handler")
+    names = wait_for_cos_trigger(stack, delivered, TIMEOUT_SECONDS)
+    print(f"COS trigger events delivered: {', '.join(names)}")
+    return answer["statusCode"] == 200 and "cos:ObjectRestore:Completed" in names
+
+
 def main() -> int:
     started = time.monotonic()
     with local_stack(clock_factor=CLOCK_FACTOR) as stack:
@@ -105,11 +148,14 @@ def main() -> int:
         print("\n--- 3. waiting for the emulated COS restore to finish (polling HEAD)")
         finished = wait_for_cos_restore(stack, cos_request, started)
         events = printer.show_until(3) if finished else printer.show_until(2)
+
+        tencent_ok = run_tencent(stack, printer)
+        events = printer.show_until(6)
         refused = stack.collector.refused
 
     phases = [event["type"].rsplit(".", 1)[-1] for event in events]
-    ok = (finished and status == 200 and 200 <= queue_status < 300 and refused == 0
-          and phases == ["completed", "initiated", "completed"])
+    ok = (finished and tencent_ok and status == 200 and 200 <= queue_status < 300
+          and refused == 0 and phases == ["completed", "initiated", "completed"] * 2)
     elapsed = time.monotonic() - started
     print(f"\n{'OK' if ok else 'UNEXPECTED'}: {len(events)} events in {elapsed:.1f}s: "
           f"{', '.join(phases)}")

@@ -55,7 +55,9 @@ class Settings(BaseModel):
     max_attempts: int = Field(default=3, ge=1, le=10)
     retry_base_seconds: float = Field(default=0.5, ge=0, le=60)
     retry_max_seconds: float = Field(default=8.0, ge=0, le=300)
-    event_sink: Literal["log", "http", "pubsub", "tdmq"] = "log"
+    event_sink: Literal["log", "http", "pubsub", "tdmq", "file"] = "log"
+    # RESTORE_EVENT_SINK=file: one CloudEvent JSON per line appended here (local use, the CLI).
+    event_file: str | None = None
     event_http_url: str | None = None
     event_http_secret: SecretStr | None = None
     event_http_attempts: int = Field(default=4, ge=1, le=10)
@@ -129,6 +131,7 @@ class Settings(BaseModel):
             },
             "event_sink": get("RESTORE_EVENT_SINK") or "log",
             "event_http_url": get("RESTORE_EVENT_HTTP_URL"),
+            "event_file": get("RESTORE_EVENT_FILE"),
             "event_http_secret": get("RESTORE_EVENT_HTTP_SECRET"),
             "event_pubsub_topic": get("RESTORE_EVENT_PUBSUB_TOPIC"),
             "event_pubsub_endpoint": get("PUBSUB_EMULATOR_HOST"),

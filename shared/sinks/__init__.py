@@ -40,6 +40,12 @@ def sink_from_settings(settings: Settings) -> EventSink:
             raise ConfigurationError(f"RESTORE_EVENT_PUBSUB_TOPIC: {exc}") from None
     if settings.event_sink == "tdmq":
         return _tdmq_sink(settings)
+    if settings.event_sink == "file":
+        if not settings.event_file:
+            raise ConfigurationError("RESTORE_EVENT_SINK=file needs RESTORE_EVENT_FILE (a path)")
+        from shared.sinks.file import FileSink
+
+        return FileSink(settings.event_file)
     return LogSink()
 
 

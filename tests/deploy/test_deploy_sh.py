@@ -169,14 +169,6 @@ def test_project_is_required_and_usage_errors(env: dict[str, str]) -> None:
     assert deploy(env, check=False).returncode == 2
 
 
-def test_scf_is_not_implemented_yet(env: dict[str, str]) -> None:
-    result = deploy(env, "scf", check=False)
-    assert result.returncode == 2
-    assert "not implemented yet" in result.stderr
-    assert recorded(env) == []
-
-
-@pytest.mark.skipif(REAL_GCLOUD is None, reason="the gcloud CLI is not installed")
 def test_every_deploy_flag_is_known_to_the_real_gcloud(env: dict[str, str]) -> None:
     deploy(env, "gcp", "--project=demo-proj")  # against the fake: records the real argv
     help_text = subprocess.run([str(REAL_GCLOUD), "functions", "deploy", "--help"],

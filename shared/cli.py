@@ -523,7 +523,7 @@ def build_settings(args: argparse.Namespace, named: dict[str, set[str]]) -> Sett
 
 def build_service(settings: Settings) -> RestoreService:
     # The log sink writes to stderr here: stdout carries the results (--json).
-    sink = LogSink(sys.stderr) if settings.event_sink == "log" else None
+    sink = LogSink() if settings.event_sink == "log" else None
     try:
         return RestoreService(settings, sink=sink)
     except ConfigurationError as exc:

@@ -80,7 +80,7 @@ class RestoreService:
             settings, self._gcs_client
         )
         # Delayed re-checks of initiated restores (shared.recheck); None: no re-checks.
-        self.scheduler = scheduler
+        self.scheduler = scheduler if scheduler is not None else _scheduler_from(settings)
         self.callbacks = Callbacks.from_settings(settings)
         # The re-check schedule's clock; a local run may follow an emulator's accelerated one.
         self.now: Callable[[], datetime] = utcnow
@@ -256,6 +256,12 @@ class RestoreService:
             request, ErrorCode.BUCKET_NOT_ALLOWED, reason, status=OutcomeStatus.REJECTED,
             http_status=None,
         )
+
+
+def _scheduler_from(settings: Settings) -> Scheduler | None:
+    from shared.schedulers import scheduler_from_settings
+
+    return scheduler_from_settings(settings)
 
 
 def _same_object(recorded: Outcome, request: AnyRestoreRequest) -> bool:

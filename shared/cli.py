@@ -12,20 +12,22 @@ credentials. When the variable is set it is honoured, and a bucket outside it is
 
 Usage::
 
-    restorefn restore --provider cos --bucket B --region R --key K [--days N] [--tier T]
+    restorefn restore --provider cos --bucket B --region R --key K --days N [--tier T]
                       [--version-id V] [--request-id ID] [--context JSON] [--callback-url URL]
     restorefn restore --provider gcs --bucket B --object O [--generation G] [--allow-overwrite]
     restorefn restore --file request.json        # one request or {"requests": [...]}; - = stdin
     restorefn restore ... --wait [--interval S] [--max-interval S] [--timeout S]
     restorefn status  --provider cos --bucket B --region R --key K [--previous-expiry TIME]
     restorefn status  --provider gcs --bucket B --object O
-    restorefn wait    ...the flags of restore...  # polls until completed or failed
+    restorefn wait    ...the flags of restore...  # polls until completed or failed;
+                                                  # --days may be left out
     restorefn events  [--follow] [--until-terminal REQUEST_ID] FILE
 
 Global flags (before or after the subcommand): ``--json`` (exactly one JSON document per result
 on stdout, one per line), ``--local`` (use the emulators of a running ``make serve``: reads
 ``build/local/urls.json``, or ``--local-state DIR``), ``--cos-endpoint URL``,
-``--gcs-endpoint URL``.
+``--gcs-endpoint URL``. ``--provider`` may be left out when the other flags tell (``--key``:
+COS, ``--object``: GCS); a COS restore needs ``--days`` (the request schema has no default).
 
 ``wait`` polls ``check`` (which never publishes) every ``--interval`` seconds (default 1),
 growing by x1.5 up to ``--max-interval`` (default 60), until the restore is completed or failed
@@ -523,7 +525,7 @@ def build_settings(args: argparse.Namespace, named: dict[str, set[str]]) -> Sett
 
 def build_service(settings: Settings) -> RestoreService:
     # The log sink writes to stderr here: stdout carries the results (--json).
-    sink = LogSink() if settings.event_sink == "log" else None
+    sink = LogSink(sys.stderr) if settings.event_sink == "log" else None
     try:
         return RestoreService(settings, sink=sink)
     except ConfigurationError as exc:
@@ -589,14 +591,8 @@ def wait_for(
             interval = min(interval * INTERVAL_GROWTH, max_interval)
     finally:
         progress.clear()
-    results: list[tuple[Outcome, int]] = []
-    for index, final in enumerate(last):
-        assert final is not None
-        code = outcome_exit(final, waited=True)
-        if index in pending and not final.retryable:
-            code = EXIT_WAIT_TIMEOUT
-        results.append((final, code))
-    return results
+    # Still running at the deadline: in_progress is a wait timeout (3), a retryable failure 5.
+    return [(final, outcome_exit(final, waited=True)) for final in last if final is not None]
 
 
 def _wait_options(args: argparse.Namespace) -> dict[str, float]:

@@ -11,9 +11,23 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 from shared.config import Settings
-from shared.outcome import Outcome
+
+
+class _Attempted(Protocol):
+    """What a retried call returns: an outcome or a status, both pydantic models."""
+
+    @property
+    def retryable(self) -> bool: ...
+
+    def model_copy(
+        self: ResultT, *, update: dict[str, Any] | None = None, deep: bool = False
+    ) -> ResultT: ...
+
+
+ResultT = TypeVar("ResultT", bound=_Attempted)
 
 
 @dataclass
@@ -42,17 +56,17 @@ class RetryPolicy:
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** (attempt - 1)))
         return float(ceiling / 2 + ceiling / 2 * self.jitter())
 
-    def run(self, call: Callable[[], Outcome]) -> Outcome:
+    def run(self, call: Callable[[], ResultT]) -> ResultT:
         started = self.monotonic()
         attempt = 0
         while True:
             attempt += 1
-            outcome = call()
-            if not outcome.retryable or attempt >= self.max_attempts:
+            result = call()
+            if not result.retryable or attempt >= self.max_attempts:
                 break
             pause = self.delay(attempt)
             elapsed = self.monotonic() - started
             if elapsed + pause + self.attempt_timeout_seconds > self.deadline_seconds:
                 break
             self.sleep(pause)
-        return outcome.model_copy(update={"attempts": attempt})
+        return result.model_copy(update={"attempts": attempt})

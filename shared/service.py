@@ -35,7 +35,6 @@ from shared.sinks import EventSink, SinkError, sink_from_settings
 from shared.status import (
     ObjectStatus,
     parse_status_query,
-    run_with_retry,
     status_error,
     status_rejected,
 )
@@ -224,9 +223,7 @@ class RestoreService:
         if reason is not None:
             return status_error(query, ErrorInfo(code=ErrorCode.BUCKET_NOT_ALLOWED, message=reason))
         adapter = self.providers.get(query.provider)
-        return run_with_retry(
-            self.retry, lambda: adapter.status(query, previous_expiry=previous_expiry)
-        )
+        return self.retry.run(lambda: adapter.status(query, previous_expiry=previous_expiry))
 
     def publish(self, outcome: Outcome) -> CloudEvent:
         """To the sink (raises SinkError), then to the request's callback if it has one."""

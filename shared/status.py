@@ -31,7 +31,7 @@ Nothing here imports a provider SDK.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -50,7 +50,6 @@ from pydantic import (
 
 from shared import names
 from shared.outcome import ErrorCode, ErrorInfo
-from shared.retry import RetryPolicy
 from shared.validation import FieldProblem, RequestValidationError, problems_from
 
 
@@ -265,20 +264,3 @@ def status_rejected(exc: RequestValidationError) -> ObjectStatus:
     """The answer to a query that failed validation (the same field list as a restore)."""
     error = ErrorInfo(code=ErrorCode.VALIDATION_FAILED, message=exc.message, fields=exc.problems)
     return ObjectStatus(state=StatusState.UNKNOWN, message=exc.message, error=error)
-
-
-def run_with_retry(policy: RetryPolicy, call: Callable[[], ObjectStatus]) -> ObjectStatus:
-    """``RetryPolicy.run`` for statuses: the same attempts, backoff and deadline."""
-    started = policy.monotonic()
-    attempt = 0
-    while True:
-        attempt += 1
-        status = call()
-        if not status.retryable or attempt >= policy.max_attempts:
-            break
-        pause = policy.delay(attempt)
-        elapsed = policy.monotonic() - started
-        if elapsed + pause + policy.attempt_timeout_seconds > policy.deadline_seconds:
-            break
-        policy.sleep(pause)
-    return status.model_copy(update={"attempts": attempt})

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck schema clean
+.PHONY: demo serve test lint typecheck schema clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict shared
+
+# Cold start, warm overhead and memory against hand-written baselines (bench/): a table on
+# stdout, the same figures in build/bench/results.json. BENCH_ARGS="--quick" or "--only warm".
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 schema: $(STAMP)
 	$(BIN)/python -m shared.schema_export --out schemas

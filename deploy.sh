@@ -6,14 +6,20 @@
 #
 # gcp: builds a self-contained source directory (functions/gcp/main.py as main.py, the `shared`
 # package, requirements.txt pinned to the versions installed in the venv), creates the request
-# and completion-event Pub/Sub topics when they are missing, and deploys two Cloud Functions
-# (gen2): `restore-http` (HTTP webhook, IAM-protected) and `restore-pubsub` (triggered by the
-# request topic, with --retry). Re-running is safe: topics are described before being created and
-# `gcloud functions deploy` updates an existing function.
+# and completion-event Pub/Sub topics and the re-check Cloud Tasks queue when they are missing,
+# and deploys three Cloud Functions (gen2): `restore-recheck` (HTTP target of the delayed
+# re-check tasks, IAM-protected), `restore-http` (HTTP webhook, IAM-protected) and
+# `restore-pubsub` (triggered by the request topic, with --retry). The two functions that start
+# COS restores, and restore-recheck itself, schedule re-checks on the queue
+# (RESTORE_RECHECK_SCHEDULER=cloudtasks); the tasks carry an OIDC token of the invoker account,
+# which gets the invoker role on restore-recheck, and the functions' runtime account gets
+# roles/cloudtasks.enqueuer on the queue. Re-running is safe: topics and the queue are described
+# before being created, IAM bindings are added idempotently, and `gcloud functions deploy`
+# updates an existing function.
 #
 # --dry-run builds the source directory (local files only) and prints every gcloud command,
-# one per line prefixed "+ ", without running any. The topic `create` lines are what would run
-# when the matching `describe` fails. A real run prints the same lines as it runs them.
+# one per line prefixed "+ ", without running any. The topic and queue `create` lines are what
+# would run when the matching `describe` fails. A real run prints the same lines as it runs them.
 #
 # Environment (defaults in brackets):
 #   RESTORE_GCP_PROJECT          project id [GOOGLE_CLOUD_PROJECT]; --project overrides
@@ -36,12 +42,28 @@
 #                                [restore-cos-secret-key]
 #   RESTORE_SECRET_VERSION       secret version to mount [latest]
 #   RESTORE_COS_SECRET_ID        COS SecretId (not secret), set as COS_SECRET_ID when non-empty
+#   RESTORE_RECHECK_QUEUE        Cloud Tasks queue id for delayed re-checks [restore-rechecks]
+#   RESTORE_RECHECK_LOCATION     its location [RESTORE_GCP_REGION]
+#   RESTORE_RECHECK_QUEUE_MAX_ATTEMPTS, RESTORE_RECHECK_QUEUE_MIN_BACKOFF,
+#   RESTORE_RECHECK_QUEUE_MAX_BACKOFF  retry settings of a queue this script creates (an existing
+#                                queue is left as it is) [100, 10s, 600s]
+#   RESTORE_RECHECK_INVOKER      service account whose OIDC token the tasks carry; gets the
+#                                invoker role on restore-recheck [RESTORE_SERVICE_ACCOUNT]
+#   RESTORE_RECHECK_URL          URL the tasks call, also the token's audience
+#                                [https://REGION-PROJECT.cloudfunctions.net/restore-recheck, the
+#                                function's URL]
 #   RESTORE_BUILD_DIR            source directory to build [<repo>/build/gcp]
 #   RESTORE_GCP_MAIN             entry module to ship as main.py [<repo>/functions/gcp/main.py]
 #   RESTORE_PYTHON               interpreter whose installed versions are pinned [<repo>/.venv/bin/python]
 #   GCLOUD                       gcloud executable [gcloud]
 #
-# The secrets must exist in Secret Manager and be readable by the runtime service account.
+# The secrets must exist in Secret Manager and be readable by the runtime service account, and
+# the runtime service account needs iam.serviceAccounts.actAs on RESTORE_RECHECK_INVOKER (e.g.
+# roles/iam.serviceAccountUser on it, even when it is the same account) to create tasks that
+# carry its token. All three functions get the webhook secret: restore-http authenticates callers
+# with it, the functions that schedule re-checks sign each task body with it, and
+# restore-recheck verifies those signatures when RESTORE_WEBHOOK_AUTH is hmac (with iam it relies
+# on the OIDC token alone).
 #
 # scf: builds the SCF code package in <build dir>/package: functions/tencent/index.py as
 # index.py, the `shared` package, and the runtime dependencies (those of pyproject.toml except
@@ -137,6 +159,26 @@ run() {
     "$@"
 }
 
+ensure_queue() {
+    local describe=("${GCLOUD}" tasks queues describe "${RECHECK_QUEUE}"
+        "--location=${RECHECK_LOCATION}" "--project=${PROJECT}")
+    local create=("${GCLOUD}" tasks queues create "${RECHECK_QUEUE}"
+        "--location=${RECHECK_LOCATION}" "--project=${PROJECT}"
+        "--max-attempts=${RECHECK_MAX_ATTEMPTS}" "--min-backoff=${RECHECK_MIN_BACKOFF}"
+        "--max-backoff=${RECHECK_MAX_BACKOFF}")
+    if [[ "${DRY_RUN}" == 1 ]]; then
+        run "${describe[@]}"
+        run "${create[@]}"
+        return 0
+    fi
+    show "${describe[@]}"
+    if "${describe[@]}" >/dev/null 2>&1; then
+        echo "  queue ${RECHECK_QUEUE} exists"
+    else
+        run "${create[@]}"
+    fi
+}
+
 ensure_topic() {
     local topic="$1"
     local describe=("${GCLOUD}" pubsub topics describe "${topic}" "--project=${PROJECT}")
@@ -217,6 +259,15 @@ deploy_gcp() {
     MAIN_PY="${RESTORE_GCP_MAIN:-${ROOT}/functions/gcp/main.py}"
     PYTHON="${RESTORE_PYTHON:-${ROOT}/.venv/bin/python}"
     GCLOUD="${GCLOUD:-gcloud}"
+    RECHECK_QUEUE="${RESTORE_RECHECK_QUEUE:-restore-rechecks}"
+    RECHECK_LOCATION="${RESTORE_RECHECK_LOCATION:-${REGION}}"
+    RECHECK_MAX_ATTEMPTS="${RESTORE_RECHECK_QUEUE_MAX_ATTEMPTS:-100}"
+    RECHECK_MIN_BACKOFF="${RESTORE_RECHECK_QUEUE_MIN_BACKOFF:-10s}"
+    RECHECK_MAX_BACKOFF="${RESTORE_RECHECK_QUEUE_MAX_BACKOFF:-600s}"
+    RECHECK_INVOKER="${RESTORE_RECHECK_INVOKER:-${SERVICE_ACCOUNT}}"
+    # A gen2 function answers on https://REGION-PROJECT.cloudfunctions.net/NAME as well as on its
+    # run.app URL; this one is known before the first deploy.
+    RECHECK_URL="${RESTORE_RECHECK_URL:-https://${REGION}-${PROJECT}.cloudfunctions.net/restore-recheck}"
 
     build_source
 
@@ -230,6 +281,13 @@ deploy_gcp() {
     if [[ -n "${RESTORE_COS_SECRET_ID:-}" ]]; then
         env_vars+="|COS_SECRET_ID=${RESTORE_COS_SECRET_ID}"
     fi
+    # Delayed re-checks of initiated COS restores, for every function that starts or re-checks
+    # one (shared.schedulers.cloudtasks).
+    env_vars+="|RESTORE_RECHECK_SCHEDULER=cloudtasks"
+    local queue_path="projects/${PROJECT}/locations/${RECHECK_LOCATION}/queues/${RECHECK_QUEUE}"
+    env_vars+="|RESTORE_RECHECK_CLOUDTASKS_QUEUE=${queue_path}"
+    env_vars+="|RESTORE_RECHECK_URL=${RECHECK_URL}"
+    env_vars+="|RESTORE_RECHECK_SERVICE_ACCOUNT=${RECHECK_INVOKER}"
     local cos_secret="COS_SECRET_KEY=${COS_SECRET_KEY_NAME}:${SECRET_VERSION}"
     local webhook_secret="RESTORE_WEBHOOK_SECRETS=${WEBHOOK_SECRET_NAME}:${SECRET_VERSION}"
 
@@ -242,6 +300,19 @@ deploy_gcp() {
 
     ensure_topic "${REQUEST_TOPIC}"
     ensure_topic "${EVENT_TOPIC}"
+    ensure_queue
+    # The functions create the re-check tasks.
+    run "${GCLOUD}" tasks queues add-iam-policy-binding "${RECHECK_QUEUE}" \
+        "--location=${RECHECK_LOCATION}" "--project=${PROJECT}" \
+        "--member=serviceAccount:${SERVICE_ACCOUNT}" --role=roles/cloudtasks.enqueuer
+
+    run "${GCLOUD}" functions deploy restore-recheck "${common[@]}" \
+        --entry-point=restore_recheck --trigger-http --no-allow-unauthenticated \
+        "--set-env-vars=${env_vars}|RESTORE_WEBHOOK_AUTH=${WEBHOOK_AUTH}" \
+        "--set-secrets=${webhook_secret},${cos_secret}"
+    # Cloud Tasks calls it with the invoker account's OIDC token.
+    run "${GCLOUD}" functions add-invoker-policy-binding restore-recheck "--region=${REGION}" \
+        "--project=${PROJECT}" "--member=serviceAccount:${RECHECK_INVOKER}"
 
     run "${GCLOUD}" functions deploy restore-http "${common[@]}" \
         --entry-point=restore_http --trigger-http --no-allow-unauthenticated \
@@ -252,7 +323,7 @@ deploy_gcp() {
         --entry-point=restore_pubsub "--trigger-topic=${REQUEST_TOPIC}" --retry \
         "--trigger-service-account=${TRIGGER_SERVICE_ACCOUNT}" \
         "--set-env-vars=${env_vars}" \
-        "--set-secrets=${cos_secret}"
+        "--set-secrets=${webhook_secret},${cos_secret}"
 }
 
 # -- Tencent SCF -------------------------------------------------------------------------------
@@ -271,6 +342,8 @@ SCF_YML_VARS=(
     RESTORE_SCF_STATUS_PATH
     RESTORE_SCF_REQUEST_TOPIC
     RESTORE_SCF_COS_TRIGGER_BUCKET RESTORE_SCF_COS_TRIGGER_PREFIX RESTORE_SCF_COS_TRIGGER_SUFFIX
+    RESTORE_RECHECK_TDMQ_QUEUE RESTORE_RECHECK_MARGIN RESTORE_LEDGER RESTORE_CALLBACK_SECRET
+    RESTORE_CALLBACK_ALLOWED_HOSTS
 )
 
 # requirements.txt: the SCF runtime dependencies pinned to RESTORE_PYTHON's installed versions,
@@ -440,6 +513,11 @@ scf_settings() {
         "RESTORE_COS_ALLOWED_BUCKETS and/or RESTORE_GCS_ALLOWED_BUCKETS (else every bucket is refused)"
     export RESTORE_EVENT_TDMQ_TOPIC="${RESTORE_EVENT_TDMQ_TOPIC:-restore-events}"
     export RESTORE_EVENT_TDMQ_REGION="${RESTORE_EVENT_TDMQ_REGION:-${region}}"
+    export RESTORE_RECHECK_TDMQ_QUEUE="${RESTORE_RECHECK_TDMQ_QUEUE:-restore-rechecks}"
+    export RESTORE_RECHECK_MARGIN="${RESTORE_RECHECK_MARGIN:-}"
+    export RESTORE_LEDGER="${RESTORE_LEDGER:-memory}"
+    export RESTORE_CALLBACK_SECRET="${RESTORE_CALLBACK_SECRET:-}"
+    export RESTORE_CALLBACK_ALLOWED_HOSTS="${RESTORE_CALLBACK_ALLOWED_HOSTS:-}"
 
     export RESTORE_WEBHOOK_SECRETS="${RESTORE_WEBHOOK_SECRETS:-}"
     local secrets
@@ -458,6 +536,8 @@ print_scf_settings() {
     for name in "${SCF_YML_VARS[@]}"; do
         if [[ "${name}" == RESTORE_WEBHOOK_SECRETS ]]; then
             echo "  ${name}=<${SECRET_COUNT} secret(s), not shown>"
+        elif [[ "${name}" == RESTORE_CALLBACK_SECRET ]]; then
+            echo "  ${name}=<${RESTORE_CALLBACK_SECRET:+set, }not shown>"
         else
             echo "  ${name}=${!name}"
         fi

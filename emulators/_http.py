@@ -81,12 +81,18 @@ class VirtualClock:
 
     A factor of 3600 makes a five-hour Standard restore finish in five real seconds; ``advance``
     moves time without waiting at all, which is how tests avoid sleeping.
+
+    ``epoch`` (unix seconds) anchors the clock so that it reads ``epoch + (real now - epoch) *
+    factor``: clocks built with the same epoch and factor, in any process, agree (that is how a
+    local stack's emulators and functions share one accelerated time, see
+    ``shared.emulated_clock``). Without it the clock starts at the real time of its creation.
     """
 
-    def __init__(self, factor: float = 1.0) -> None:
+    def __init__(self, factor: float = 1.0, *, epoch: float | None = None) -> None:
         self._lock = threading.Lock()
         self._factor = factor
-        self._base_wall = time.time()
+        wall = time.time()
+        self._base_wall = wall if epoch is None else epoch + (wall - epoch) * factor
         self._base_mono = time.monotonic()
         self._offset = 0.0
 

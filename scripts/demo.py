@@ -1,14 +1,17 @@
 """``make demo``: a real restore flow end to end on this machine, in well under a minute.
 
-Starts the COS and GCS emulators, both Google functions as real functions-framework processes
-and an event collector (``scripts.local``), seeds an archived COS object and a soft-deleted GCS
-object, then:
+Starts the COS, GCS and Cloud Tasks emulators, the three Google functions as real
+functions-framework processes and an event collector (``scripts.local``), seeds an archived COS
+object and a soft-deleted GCS object, then:
 
 1. restores the GCS object through the webhook (HTTP, HMAC-signed): synchronous, ``completed``;
 2. restores the COS object through a Pub/Sub CloudEvent posted to the queue function:
-   ``initiated``;
-3. waits for the COS restore to finish (the emulator's clock runs 30x fast, so the Expedited
-   restore's emulated minute takes about two seconds) and publishes ``completed``.
+   ``initiated``; the function schedules the first re-check as a (signed) Cloud Tasks task due
+   at the lower bound of the Expedited window, 60 s later;
+3. the Cloud Tasks emulator delivers that task to the ``restore_recheck`` function when it is
+   due, which HEADs the object, finds the copy readable and publishes ``completed``. The
+   emulators and the re-check schedule share one clock running 30x fast, so the emulated minute
+   takes two real seconds.
 
 Then the same flows through the Tencent SCF handler (``index.main_handler``) with real-shaped
 events: an API Gateway POST (GCS, ``completed``), a CMQ topic message (COS, ``initiated``), and
@@ -21,12 +24,15 @@ arrives.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
+import threading
 import time
+from datetime import datetime
 from typing import Any
 
-from emulators.cos import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+from emulators.cloudtasks import parse_timestamp
 from scripts.demo_tencent import (
     api_gateway_event,
     attach_cos_trigger,
@@ -35,10 +41,6 @@ from scripts.demo_tencent import (
     wait_for_cos_trigger,
 )
 from scripts.local import LocalStack, local_stack
-from shared.config import CosSettings, GcsSettings, Settings
-from shared.outcome import OutcomeStatus
-from shared.service import RestoreService
-from shared.sinks.http import HttpSink
 
 COS_BUCKET, COS_KEY = "demo-archive-1250000000", "logs/2026-11-19.tar.gz"
 GCS_BUCKET, GCS_OBJECT = "demo-restore", "reports/q3.csv"
@@ -73,20 +75,75 @@ def seed(stack: LocalStack) -> None:
           f"gs://{GCS_BUCKET}/{GCS_OBJECT} (soft-deleted generation {deleted})")
 
 
-def wait_for_cos_restore(stack: LocalStack, request: dict[str, Any], started: float) -> bool:
-    """Poll HEAD until the restored copy is readable; the check publishes ``completed``."""
-    settings = Settings(
-        cos_allowed_buckets=("demo-*",),
-        cos=CosSettings(secret_id=DEFAULT_SECRET_ID, secret_key=DEFAULT_SECRET_KEY,
-                        endpoint=stack.cos.url, scheme="http"),
-        gcs=GcsSettings(project="local"),
+class FunctionLogs:
+    """Keeps the functions' log lines (JSON on stderr) to show what ``restore_recheck`` did."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, target: str, line: str) -> None:
+        with self._changed:
+            self.lines.append((target, line))
+            self._changed.notify_all()
+
+    def rechecks(self) -> list[dict[str, Any]]:
+        """``restore_recheck``'s "re-check handled" entries so far."""
+        entries = []
+        with self._changed:
+            lines = list(self.lines)
+        for target, line in lines:
+            if target == "restore_recheck" and line.startswith("{"):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("message") == "re-check handled":
+                    entries.append(entry)
+        return entries
+
+    def wait_for_recheck(self, request_id: str, timeout: float) -> list[dict[str, Any]]:
+        """Wait (on a condition) until restore_recheck logged the end of ``request_id``."""
+        def done() -> bool:
+            return any(e.get("request_id") == request_id and e.get("result") == "done"
+                       for e in self.rechecks())
+
+        with self._changed:
+            self._changed.wait_for(done, timeout=timeout)
+        return self.rechecks()
+
+
+def show_recheck(stack: LocalStack, logs: FunctionLogs, request_id: str) -> bool:
+    """Print how the re-check went; True when Cloud Tasks delivered it to restore_recheck (2xx)
+    and restore_recheck completed ``request_id``."""
+    url = stack.functions["restore_recheck"].url
+    stack.tasks_emulator.wait_for_attempt(
+        lambda a: a["url"] == url and a["outcome"] == "succeeded", timeout=TIMEOUT_SECONDS
     )
-    service = RestoreService(settings, sink=HttpSink(stack.events_url, secret=stack.secret))
-    while service.check(request).status is OutcomeStatus.IN_PROGRESS:
-        if time.monotonic() - started > TIMEOUT_SECONDS:
-            return False
-        time.sleep(0.25)
-    return True
+    entries = logs.wait_for_recheck(request_id, TIMEOUT_SECONDS)
+    delivered = False
+    for attempt in stack.recheck_attempts():
+        print(f"Cloud Tasks emulator -> restore_recheck: task "
+              f"{attempt['task'].rsplit('/', 1)[1][:12]}..., attempt {attempt['attempt']}, "
+              f"HTTP {attempt['status']} ({attempt['outcome']})")
+        delivered |= attempt["status"] == 200 and attempt["outcome"] == "succeeded"
+    done = False
+    for entry in entries:
+        print(f"restore_recheck log: status {entry['status']}, result {entry.get('result')}, "
+              f"request {entry.get('request_id')}, check {entry.get('check')}")
+        done |= entry.get("result") == "done" and entry.get("request_id") == request_id
+    return delivered and done
+
+
+def first_recheck_delay(stack: LocalStack, request_id: str) -> float | None:
+    """Emulated seconds between the restore's initiation and its first re-check."""
+    for task in stack.tasks_emulator.tasks():
+        message = json.loads(base64.b64decode(task["httpRequest"]["body"]))
+        if message["request"]["request_id"] == request_id and message["check"] == 0:
+            initiated = datetime.fromisoformat(message["initiated_at"].replace("Z", "+00:00"))
+            scheduled = parse_timestamp(task["scheduleTime"]) / 1_000_000
+            return scheduled - initiated.timestamp()
+    return None
 
 
 def run_tencent(stack: LocalStack, printer: EventPrinter) -> bool:
@@ -122,9 +179,10 @@ def run_tencent(stack: LocalStack, printer: EventPrinter) -> bool:
 
 def main() -> int:
     started = time.monotonic()
-    with local_stack(clock_factor=CLOCK_FACTOR) as stack:
-        print(f"COS emulator {stack.cos.url} (clock x{CLOCK_FACTOR:g}), GCS emulator "
-              f"{stack.gcs.url}")
+    logs = FunctionLogs()
+    with local_stack(clock_factor=CLOCK_FACTOR, echo=logs) as stack:
+        print(f"COS emulator {stack.cos.url}, Cloud Tasks emulator {stack.tasks.url} (one clock, "
+              f"x{CLOCK_FACTOR:g}), GCS emulator {stack.gcs.url}")
         for target, function in stack.functions.items():
             print(f"{target} (functions-framework) {function.url}")
         seed(stack)
@@ -144,10 +202,15 @@ def main() -> int:
         queue_status, _ = stack.publish_to_queue_function(cos_request, message_id="demo-msg-1")
         print(f"HTTP {queue_status} (a 2xx acknowledges the message)")
         printer.show_until(2)
+        delay = first_recheck_delay(stack, "demo-cos-1")
+        print("first re-check scheduled on Cloud Tasks "
+              + (f"{delay:.0f} s (emulated) after initiation" if delay is not None else "? (none)"))
 
-        print("\n--- 3. waiting for the emulated COS restore to finish (polling HEAD)")
-        finished = wait_for_cos_restore(stack, cos_request, started)
-        events = printer.show_until(3) if finished else printer.show_until(2)
+        print("\n--- 3. Cloud Tasks delivers the re-check to restore_recheck, which completes it")
+        events = printer.show_until(3)
+        finished = (len(events) >= 3 and events[2]["type"].endswith(".completed")
+                    and events[2]["data"]["request_id"] == "demo-cos-1"
+                    and show_recheck(stack, logs, "demo-cos-1"))
 
         tencent_ok = run_tencent(stack, printer)
         events = printer.show_until(6)

@@ -8,6 +8,14 @@ local webhook secret and posts it. ``scripts.demo`` drives the same stack for ``
 The functions run as real ``functions-framework`` processes with the same environment variables a
 deployment sets; their completion events go through the HTTP sink (HMAC-signed) to the collector
 here, which checks each signature before it accepts the event.
+
+Delayed re-checks go the deployed way too: the functions that start COS restores schedule them
+on a Cloud Tasks emulator (``RESTORE_RECHECK_SCHEDULER=cloudtasks``), whose dispatcher delivers
+each task, signed, to the ``restore_recheck`` function when it is due. The COS and Cloud Tasks
+emulators run ``clock_factor`` times faster than real time from one epoch, and the functions get
+the same epoch and factor (``RESTORE_EMULATED_CLOCK_*``, for emulators only: see
+``shared.emulated_clock``), so a re-check planned 60 s after an Expedited restore started comes
+two real seconds later at the default factor of 30, exactly when the emulated restore is done.
 """
 
 from __future__ import annotations
@@ -34,15 +42,19 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from emulators._http import RunningEmulator, serve
+from emulators._http import RunningEmulator, VirtualClock, serve
+from emulators.cloudtasks import CloudTasksEmulator
 from emulators.cos import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY, CosEmulator
 from emulators.gcs import GcsEmulator
 from shared import auth
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE_DIR = ROOT / "build" / "local"  # the secret and the URLs of what `serve` started
-FUNCTIONS = ("restore_http", "restore_pubsub")
+FUNCTIONS = ("restore_http", "restore_pubsub", "restore_recheck")
 PUBSUB_TOPIC_SOURCE = "//pubsub.googleapis.com/projects/local/topics/restore-requests"
+RECHECK_QUEUE = "projects/local/locations/us-central1/queues/restore-rechecks"
+RECHECK_INVOKER = "restorefn-recheck@local.iam.gserviceaccount.com"
+DISPATCH_INTERVAL = 0.05  # real seconds between the Cloud Tasks emulator's dispatch rounds
 
 
 def free_port() -> int:
@@ -150,6 +162,24 @@ def function_environment(
     }
 
 
+def recheck_environment(
+    tasks_url: str, recheck_url: str, *, epoch: float, clock_factor: float
+) -> dict[str, str]:
+    """Re-checks through the Cloud Tasks emulator to ``restore_recheck``, on the emulators' clock.
+
+    ``RESTORE_EMULATED_CLOCK_*`` exist for emulators only: a deployment never sets them.
+    """
+    return {
+        "RESTORE_RECHECK_SCHEDULER": "cloudtasks",
+        "RESTORE_RECHECK_CLOUDTASKS_QUEUE": RECHECK_QUEUE,
+        "RESTORE_RECHECK_URL": recheck_url,
+        "RESTORE_RECHECK_SERVICE_ACCOUNT": RECHECK_INVOKER,  # an (unsigned) OIDC token, as deployed
+        "CLOUD_TASKS_EMULATOR_HOST": tasks_url,
+        "RESTORE_EMULATED_CLOCK_EPOCH": repr(epoch),
+        "RESTORE_EMULATED_CLOCK_FACTOR": repr(clock_factor),
+    }
+
+
 @dataclass
 class RunningFunction:
     target: str
@@ -159,11 +189,13 @@ class RunningFunction:
 
 def _start_function(
     target: str, env: dict[str, str], echo: Callable[[str, str], None] | None,
+    port: int | None = None,
 ) -> RunningFunction:
-    port = free_port()
+    port = free_port() if port is None else port
     # The developer's own restore configuration must not leak into the local functions.
     base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("RESTORE_", "COS_", "GCS_", "TENCENTCLOUD_", "STORAGE_EMULATOR"))}
+            if not k.startswith(("RESTORE_", "COS_", "GCS_", "TENCENTCLOUD_", "STORAGE_EMULATOR",
+                                 "CLOUD_TASKS_", "PUBSUB_EMULATOR", "TDMQ_"))}
     full_env = {**base, **env, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
     executable = Path(sys.executable).with_name("functions-framework")
     process = subprocess.Popen(  # noqa: S603 - fixed argv, our own entry module
@@ -200,6 +232,9 @@ class LocalStack:
     events_url: str
     secret: SecretStr
     functions: dict[str, RunningFunction]
+    tasks: RunningEmulator
+    clock_epoch: float
+    clock_factor: float
 
     @property
     def cos_emulator(self) -> CosEmulator:
@@ -208,6 +243,15 @@ class LocalStack:
     @property
     def gcs_emulator(self) -> GcsEmulator:
         return self.gcs.emulator  # type: ignore[return-value]
+
+    @property
+    def tasks_emulator(self) -> CloudTasksEmulator:
+        return self.tasks.emulator  # type: ignore[return-value]
+
+    def recheck_attempts(self) -> list[dict[str, Any]]:
+        """The Cloud Tasks emulator's deliveries to ``restore_recheck``, oldest first."""
+        url = self.functions["restore_recheck"].url
+        return [a for a in self.tasks_emulator.attempts() if a["url"] == url]
 
     def post_webhook(self, payload: Any) -> tuple[int, Any]:
         """POST a restore request to the HTTP function, signed as a caller must sign it."""
@@ -255,21 +299,39 @@ def local_stack(
     on_event: Callable[[dict[str, Any]], None] | None = None,
     cos_port: int = 0,
     gcs_port: int = 0,
+    tasks_port: int = 0,
 ) -> Iterator[LocalStack]:
     """Everything up on loopback; torn down on exit, whatever happened inside."""
     secret = secret if secret is not None else SecretStr(secrets.token_hex(16))
     collector = EventCollector(secret, on_event=on_event)
+    # One accelerated time for the emulators and the functions (shared.emulated_clock).
+    epoch = time.time()
+    cos_emulator = CosEmulator(clock_factor=clock_factor)
+    cos_emulator.clock = VirtualClock(clock_factor, epoch=epoch)
     with ExitStack() as stack:
-        cos = stack.enter_context(serve(CosEmulator(clock_factor=clock_factor), port=cos_port))
+        cos = stack.enter_context(serve(cos_emulator, port=cos_port))
         gcs = stack.enter_context(serve(GcsEmulator(), port=gcs_port))
+        tasks_emulator = stack.enter_context(CloudTasksEmulator(
+            [RECHECK_QUEUE], clock_factor=clock_factor, clock_epoch=epoch,
+        ))
+        tasks = stack.enter_context(serve(tasks_emulator, port=tasks_port))
         events_url = stack.enter_context(collector.serving())
-        env = function_environment(cos.url, gcs.url, events_url=events_url, secret=secret)
+        ports = {target: free_port() for target in FUNCTIONS}
+        env = {
+            **function_environment(cos.url, gcs.url, events_url=events_url, secret=secret),
+            **recheck_environment(tasks.url, f"http://127.0.0.1:{ports['restore_recheck']}/",
+                                  epoch=epoch, clock_factor=clock_factor),
+        }
         functions: dict[str, RunningFunction] = {}
         try:
             for target in FUNCTIONS:
-                functions[target] = _start_function(target, env, echo)
-            yield LocalStack(cos, gcs, collector, events_url, secret, functions)
+                functions[target] = _start_function(target, env, echo, ports[target])
+            # Deliver due tasks only once every function listens (then every 50 ms).
+            tasks_emulator.start_dispatcher(DISPATCH_INTERVAL)
+            yield LocalStack(cos, gcs, collector, events_url, secret, functions, tasks, epoch,
+                             clock_factor)
         finally:
+            tasks_emulator.close()  # no delivery to a function being stopped
             for function in functions.values():
                 _stop(function)
 
@@ -291,7 +353,8 @@ def _serve(args: argparse.Namespace) -> int:
     state.mkdir(parents=True, exist_ok=True)
     secret_file, urls_file = state / "webhook-secret", state / "urls.json"
     with local_stack(clock_factor=args.clock_factor, echo=echo, on_event=show,
-                     cos_port=args.cos_port, gcs_port=args.gcs_port) as stack:
+                     cos_port=args.cos_port, gcs_port=args.gcs_port,
+                     tasks_port=args.tasks_port) as stack:
         # The secret goes to a private file, never to the terminal or a log.
         secret_file.touch(mode=0o600)
         secret_file.chmod(0o600)
@@ -299,12 +362,16 @@ def _serve(args: argparse.Namespace) -> int:
         urls = {
             "webhook": stack.functions["restore_http"].url,
             "queue_function": stack.functions["restore_pubsub"].url,
+            "recheck_function": stack.functions["restore_recheck"].url,
             "cos_emulator": stack.cos.url, "gcs_emulator": stack.gcs.url,
+            "cloud_tasks_emulator": stack.tasks.url,
             "events": stack.events_url,
         }
         urls_file.write_text(json.dumps(urls, indent=2))
         for name, url in urls.items():
-            print(f"{name:>15}: {url}")
+            print(f"{name:>20}: {url}")
+        print(f"\nemulated clock x{stack.clock_factor:g} (COS, Cloud Tasks and the re-check "
+              f"schedule); Cloud Tasks queue {RECHECK_QUEUE}")
         print(f"\nwebhook secret in {secret_file} (HMAC, X-Restore-Signature)")
         print("seed objects through the emulators' /_emulator/ API, then for example:")
         print("  .venv/bin/python -m scripts.local send request.json\nCtrl-C stops everything.")
@@ -337,11 +404,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m scripts.local", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    serve_cmd = commands.add_parser("serve", help="emulators + both Google functions, until Ctrl-C")
+    serve_cmd = commands.add_parser("serve",
+                                    help="emulators + the Google functions, until Ctrl-C")
     serve_cmd.add_argument("--clock-factor", type=float, default=30.0,
-                           help="emulated seconds per real second in the COS emulator")
+                           help="emulated seconds per real second in the COS and Cloud Tasks "
+                                "emulators and the re-check schedule")
     serve_cmd.add_argument("--cos-port", type=int, default=0)
     serve_cmd.add_argument("--gcs-port", type=int, default=0)
+    serve_cmd.add_argument("--tasks-port", type=int, default=0, help="Cloud Tasks emulator")
     send_cmd = commands.add_parser("send", help="sign a JSON body and POST it to the webhook")
     send_cmd.add_argument("file", help="a JSON restore request or batch; - for stdin")
     send_cmd.add_argument("--url", help="default: the webhook that `serve` started")
@@ -350,6 +420,8 @@ def main(argv: list[str] | None = None) -> int:
                              help="where serve writes the webhook secret and URLs (default: "
                                   "build/local)")
     args = parser.parse_args(argv)
+    if args.command == "serve" and not args.clock_factor > 0:
+        parser.error("--clock-factor must be positive")
     return _serve(args) if args.command == "serve" else _send(args)
 
 

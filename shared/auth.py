@@ -62,7 +62,7 @@ def verify(
         raise AuthenticationError(
             f"missing {TIMESTAMP_HEADER} or {SIGNATURE_HEADER} header"
         )
-    if not stamp.isdigit() or len(stamp) > 12:
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         raise AuthenticationError(f"{TIMESTAMP_HEADER} must be unix seconds")
     current = time.time() if now is None else now
     if abs(current - int(stamp)) > tolerance_seconds:
@@ -79,6 +79,8 @@ def verify(
     for key in keys:
         expected = _digest(key, stamp, body)
         for candidate in offered:
-            matched |= hmac.compare_digest(expected, candidate.strip())
+            # As bytes: compare_digest refuses str with non-ASCII characters (a TypeError).
+            matched |= hmac.compare_digest(expected.encode(),
+                                           candidate.strip().encode("utf-8", "replace"))
     if not matched:
         raise AuthenticationError("signature does not match")

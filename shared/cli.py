@@ -22,6 +22,7 @@ Usage::
     restorefn wait    ...the flags of restore...  # polls until completed or failed;
                                                   # --days may be left out
     restorefn events  [--follow] [--until-terminal REQUEST_ID] FILE
+    restorefn bulk    JOB.json|- [--dry-run] [--instances N] [--rate R]  # see shared.cli_bulk
 
 Global flags (before or after the subcommand): ``--json`` (exactly one JSON document per result
 on stdout, one per line), ``--local`` (use the emulators of a running ``make serve``: reads
@@ -856,6 +857,10 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("--until-terminal", metavar="REQUEST_ID",
                         help="stop after that request's terminal event; exit with its code")
     events.set_defaults(handler=cmd_events)
+
+    from shared.cli_bulk import add_bulk_parser  # imports this module: only once it is loaded
+
+    add_bulk_parser(commands, sub)
     return parser
 
 

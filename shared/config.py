@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 
 def _csv(value: str | None) -> tuple[str, ...]:
@@ -20,6 +20,11 @@ def _csv(value: str | None) -> tuple[str, ...]:
 
 class ConfigurationError(RuntimeError):
     """The deployment is misconfigured; the message says which variable to set."""
+
+
+# TDMQ CMQ: SendCmqMsg's DelaySeconds is at most 3600 (and at most the queue's
+# MsgRetentionSeconds); longer re-check delays are chained (shared.recheck.plan).
+TDMQ_MAX_DELAY_SECONDS = 3600.0
 
 
 class CosSettings(BaseModel):
@@ -104,6 +109,60 @@ class Settings(BaseModel):
     recheck_cloudtasks_attempts: int = Field(default=4, ge=1, le=10)
     # CLOUD_TASKS_EMULATOR_HOST (host:port or URL): plain HTTP, no credentials.
     cloudtasks_endpoint: str | None = None
+    # Bulk jobs (shared.bulk): the providers' restore rate limits, shared by at most
+    # bulk_max_instances workers; where chunk messages go; one chunk's time budget.
+    cos_restore_rate: float = Field(default=100.0, gt=0, le=100_000)
+    gcs_restore_rate: float = Field(default=500.0, gt=0, le=100_000)
+    bulk_max_instances: int = Field(default=10, ge=1, le=3000)
+    bulk_worker_threads: int = Field(default=8, ge=1, le=64)
+    bulk_chunk_seconds: float = Field(default=240.0, gt=0, le=3600)
+    bulk_queue: Literal["none", "pubsub", "tdmq"] = "none"
+    bulk_pubsub_topic: str | None = None
+    bulk_tdmq_topic: str | None = None
+    # TDMQ (CMQ edition): SendCmqMsg with DelaySeconds to this queue, whose trigger runs the
+    # re-checks. Region: RESTORE_RECHECK_TDMQ_REGION or TENCENTCLOUD_REGION (set by SCF);
+    # endpoint (TDMQ_ENDPOINT) and credentials are the TDMQ sink's.
+    recheck_tdmq_queue: str | None = None
+    recheck_tdmq_region: str | None = None
+    recheck_tdmq_attempts: int = Field(default=4, ge=1, le=10)
+    # Emulators only (shared.emulated_clock): the re-check schedule follows the emulators'
+    # accelerated clock, epoch + (real now - epoch) * factor. Both set, or neither.
+    emulated_clock_epoch: float | None = Field(default=None, ge=0)
+    emulated_clock_factor: float | None = Field(default=None, gt=0, le=1_000_000)
+
+    @model_validator(mode="after")
+    def _emulated_clock_complete(self) -> Settings:
+        if (self.emulated_clock_epoch is None) != (self.emulated_clock_factor is None):
+            raise ValueError(
+                "RESTORE_EMULATED_CLOCK_EPOCH and RESTORE_EMULATED_CLOCK_FACTOR go together"
+            )
+        return self
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tdmq_chains_long_delays(cls, data: object) -> object:
+        # With TDMQ the transport maximum is CMQ's: unless configured lower, plan() chains
+        # every delay over 3600 s.
+        if (
+            isinstance(data, dict)
+            and str(data.get("recheck_scheduler") or "").lower() == "tdmq"
+            and data.get("recheck_max_delay_seconds") is None
+        ):
+            return {**data, "recheck_max_delay_seconds": TDMQ_MAX_DELAY_SECONDS}
+        return data
+
+    @model_validator(mode="after")
+    def _tdmq_max_delay(self) -> Settings:
+        if (
+            self.recheck_scheduler == "tdmq"
+            and self.recheck_max_delay_seconds is not None
+            and self.recheck_max_delay_seconds > TDMQ_MAX_DELAY_SECONDS
+        ):
+            raise ValueError(
+                "RESTORE_RECHECK_MAX_DELAY_SECONDS must be at most 3600 with "
+                "RESTORE_RECHECK_SCHEDULER=tdmq (the longest CMQ DelaySeconds)"
+            )
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -154,6 +213,13 @@ class Settings(BaseModel):
             "recheck_service_account": get("RESTORE_RECHECK_SERVICE_ACCOUNT"),
             "recheck_audience": get("RESTORE_RECHECK_AUDIENCE"),
             "cloudtasks_endpoint": get("CLOUD_TASKS_EMULATOR_HOST"),
+            "bulk_queue": (get("RESTORE_BULK_QUEUE") or "none").lower(),
+            "bulk_pubsub_topic": get("RESTORE_BULK_PUBSUB_TOPIC"),
+            "bulk_tdmq_topic": get("RESTORE_BULK_TDMQ_TOPIC"),
+            "recheck_tdmq_queue": get("RESTORE_RECHECK_TDMQ_QUEUE"),
+            "recheck_tdmq_region": (
+                get("RESTORE_RECHECK_TDMQ_REGION") or get("TENCENTCLOUD_REGION")
+            ),
         }
         optional = {
             "provider_timeout_seconds": "RESTORE_PROVIDER_TIMEOUT_SECONDS",
@@ -166,10 +232,18 @@ class Settings(BaseModel):
             "event_tdmq_attempts": "RESTORE_EVENT_TDMQ_ATTEMPTS",
             "webhook_tolerance_seconds": "RESTORE_WEBHOOK_TOLERANCE_SECONDS",
             "recheck_cloudtasks_attempts": "RESTORE_RECHECK_CLOUDTASKS_ATTEMPTS",
+            "recheck_tdmq_attempts": "RESTORE_RECHECK_TDMQ_ATTEMPTS",
             "ledger_claim_ttl_seconds": "RESTORE_LEDGER_CLAIM_TTL_SECONDS",
             "recheck_margin": "RESTORE_RECHECK_MARGIN",
             "callback_attempts": "RESTORE_CALLBACK_ATTEMPTS",
             "recheck_max_delay_seconds": "RESTORE_RECHECK_MAX_DELAY_SECONDS",
+            "cos_restore_rate": "RESTORE_COS_RESTORE_RATE",
+            "gcs_restore_rate": "RESTORE_GCS_RESTORE_RATE",
+            "bulk_max_instances": "RESTORE_BULK_MAX_INSTANCES",
+            "bulk_worker_threads": "RESTORE_BULK_WORKER_THREADS",
+            "bulk_chunk_seconds": "RESTORE_BULK_CHUNK_SECONDS",
+            "emulated_clock_epoch": "RESTORE_EMULATED_CLOCK_EPOCH",
+            "emulated_clock_factor": "RESTORE_EMULATED_CLOCK_FACTOR",
         }
         raw.update({field: get(var) for field, var in optional.items() if get(var) is not None})
         try:

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from shared.outcome import Outcome, OutcomeStatus, RestoreFacts
 
@@ -41,7 +41,8 @@ class CloudEvent(BaseModel):
     subject: str | None = None
     time: datetime
     datacontenttype: str = "application/json"
-    data: RestoreEventData
+    # SerializeAsAny: a bulk job's event carries a subclass with its counts (shared.bulk.report).
+    data: SerializeAsAny[RestoreEventData]
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)

@@ -26,6 +26,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.bulk.schemas import is_bulk_chunk, is_bulk_job
+from shared.ledger import StoreError
 from shared.outcome import Outcome
 from shared.recheck import is_recheck
 from shared.service import RestoreService, rejected_for_validation
@@ -41,6 +43,8 @@ class QueueResult:
 
     outcomes: list[Outcome] = field(default_factory=list)
     retry: bool = False
+    # A bulk job's plan summary or a chunk's tally (shared.bulk), for the entry point's log.
+    bulk: dict[str, Any] | None = None
 
 
 def envelope_rejection(message: str, *, loc: list[str | int], type_: str) -> Outcome:
@@ -99,6 +103,8 @@ def process_message(
         )
         _publish(service, rejection, result)
         return result
+    if is_bulk_job(payload) or is_bulk_chunk(payload):
+        return _process_bulk(service, payload, result)
     if is_recheck(payload):  # a delayed re-check this package scheduled (shared.recheck)
         checked = service.recheck(payload)
         result.outcomes.extend(checked.outcomes)
@@ -111,6 +117,31 @@ def process_message(
         return result
     for index, item in enumerate([payload] if items is None else items):
         _process_item(service, with_delivery_request_id(item, message_id, index), result)
+    return result
+
+
+def _process_bulk(service: RestoreService, payload: Any, result: QueueResult) -> QueueResult:
+    """A bulk job (plan and fan out) or one of its chunks (shared.bulk)."""
+    from shared.bulk.service import BulkRefused, bulk_for
+    from shared.bulk.worker import ChunkRedelivery
+
+    bulk = bulk_for(service)
+    try:
+        if is_bulk_job(payload):
+            result.bulk = bulk.submit(payload).model_dump(mode="json")
+        else:
+            chunk = bulk.work(payload)
+            result.bulk = {"chunk_id": chunk.chunk_id, "rows": len(chunk.rows),
+                           "leftovers": len(chunk.leftovers)}
+    except RequestValidationError as exc:
+        _publish(service, rejected_for_validation(payload, exc), result)
+    except BulkRefused as exc:
+        _publish(service, envelope_rejection(str(exc), loc=["bucket"], type_="bulk_refused"),
+                 result)
+    except (ChunkRedelivery, StoreError, SinkError) as exc:
+        logger.error("bulk message not finished (%s); it will be redelivered",
+                     type(exc).__name__)
+        result.retry = True
     return result
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from shared.allowlist import BucketAllowlist
 from shared.callbacks import Callbacks
 from shared.config import Settings
+from shared.emulated_clock import utc_clock
 from shared.events import CloudEvent, build_event
 from shared.ledger import (
     ACCEPTED,
@@ -81,8 +82,13 @@ class RestoreService:
         # Delayed re-checks of initiated restores (shared.recheck); None: no re-checks.
         self.scheduler = scheduler if scheduler is not None else _scheduler_from(settings)
         self.callbacks = Callbacks.from_settings(settings)
-        # The re-check schedule's clock; a local run may follow an emulator's accelerated one.
-        self.now: Callable[[], datetime] = utcnow
+        # Bulk jobs (shared.bulk.service.bulk_for): built on the first job or chunk.
+        self.bulk_service: Any = None
+        # The re-check schedule's clock: real time, or (emulators only) the accelerated clock
+        # RESTORE_EMULATED_CLOCK_* describe (shared.emulated_clock).
+        self.now: Callable[[], datetime] = (
+            utcnow if settings.emulated_clock_epoch is None else utc_clock(settings)
+        )
 
     def _gcs_client(self) -> object:
         from shared.providers.clients import gcs_client

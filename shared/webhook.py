@@ -23,21 +23,35 @@ JSON for every state the object can be in (``not_found`` included: the question 
 422 validation failed (the same field list as a restore), 403 bucket not allowed, 502 the
 provider refused our credentials or call, 503 (with Retry-After) a retryable provider failure.
 A GET without a query string on any other path stays 405.
+
+Bulk jobs (``shared.bulk``): a JSON body whose ``kind`` is ``restorefn.bulk.v1`` is a job,
+planned here (``BulkService.submit``): 200 with the plan summary for a dry run, 202 with the
+summary, the report's URLs and the status query that reads its progress when the chunks are
+queued, 422 the field list, 403 a bucket outside the allowlist, 404 the bucket or manifest does
+not exist, 502 the provider refused our credentials or call, 503 (with Retry-After) no chunk
+queue configured (``not_configured``), or the provider, the queue or the report bucket failed in
+a way worth retrying. The status route with a ``job_id`` (plus ``provider``, ``bucket``,
+``region`` and the report destination: ``report`` in a POST body, ``report_bucket`` and
+``report_prefix`` in a GET query) answers 200 with the job's progress (``BulkService.progress``).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from shared import auth
+from shared.bulk.schemas import is_bulk_job
 from shared.events import event_id
-from shared.outcome import ErrorCode, Outcome, OutcomeStatus
+from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.service import RestoreService
 from shared.status import ObjectStatus
-from shared.validation import RequestValidationError, split_batch
+from shared.validation import FieldProblem, RequestValidationError, split_batch
+
+logger = logging.getLogger("restorefn.webhook")
 
 MAX_BODY_BYTES = 256 * 1024
 RETRY_AFTER_SECONDS = 30
@@ -135,6 +149,65 @@ def status_answer(status: ObjectStatus) -> HttpAnswer:
     return HttpAnswer(code, status.model_dump(mode="json", exclude_none=True), headers)
 
 
+# -- bulk jobs: the status route's job query, errors ------------------------------------------
+_JOB_ID_FIELDS = ("job_id", "jobId")
+_JOB_QUERY_FIELDS = frozenset({*_JOB_ID_FIELDS, "provider", "bucket", "Bucket", "region",
+                               "Region", "report", "report_bucket", "report_prefix"})
+
+
+def is_job_query(payload: Any) -> bool:
+    """A status query naming a bulk job (``job_id``) rather than an object."""
+    return isinstance(payload, Mapping) and any(name in payload for name in _JOB_ID_FIELDS)
+
+
+def job_query_from(query: Mapping[str, Any]) -> dict[str, Any]:
+    """The flat ``report_bucket`` / ``report_prefix`` (a GET query's spelling, accepted in a
+    POST body too) as the ``report`` object."""
+    payload: dict[str, Any] = {k: v for k, v in query.items()
+                               if k not in ("report_bucket", "report_prefix")}
+    if "report_bucket" in query or "report_prefix" in query:
+        report = {"bucket": query.get("report_bucket"), "prefix": query.get("report_prefix")}
+        payload["report"] = {k: v for k, v in report.items() if v is not None}
+    return payload
+
+
+def progress_query(job: Any) -> dict[str, Any]:
+    """What to send to the status route to read this job's progress."""
+    query: dict[str, Any] = {"job_id": job.job_id, "provider": job.provider,
+                             "bucket": job.bucket}
+    if job.region is not None:
+        query["region"] = job.region
+    if job.report is not None:
+        query["report"] = {"bucket": job.report.bucket, "prefix": job.report.prefix}
+    return query
+
+
+def bulk_error_status(error: ErrorInfo) -> int:
+    if error.code is ErrorCode.CONFIGURATION or error.retryable:
+        return 503
+    return _STATUS_FOR_ERROR.get(error.code, 502)
+
+
+def bulk_error_answer(exc: Exception, what: str) -> HttpAnswer:
+    """A bulk submission's or progress read's failure as an answer; unknown ones (bugs) are
+    logged and answered 502, never a 500 page."""
+    from shared.bulk.errors import bulk_error
+
+    error = bulk_error(exc)
+    if error is None:
+        logger.error("%s: unexpected %s", what, type(exc).__name__, exc_info=exc)
+        error = ErrorInfo(code=ErrorCode.PROVIDER_ERROR,
+                          message=f"{what} (unexpected {type(exc).__name__})")
+    status = bulk_error_status(error)
+    body = error.model_dump(mode="json", exclude_none=True)
+    if error.code is ErrorCode.CONFIGURATION:
+        body["code"] = "not_configured"  # as every other configuration gap of the webhook
+    headers = dict(JSON_HEADERS)
+    if status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return HttpAnswer(status, {"error": body}, headers)
+
+
 def outcome_body(outcome: Outcome) -> dict[str, Any]:
     body: dict[str, Any] = {
         "outcome": outcome.model_dump(mode="json", exclude_none=True),
@@ -178,7 +251,11 @@ class WebhookHandler:
         except (ValueError, UnicodeDecodeError):
             return error_answer(400, "invalid_json", "body is not valid JSON")
         if status_route:
+            if is_job_query(payload):
+                return self._job_progress(payload)
             return status_answer(self._service.status(payload))
+        if is_bulk_job(payload):
+            return self._bulk_job(payload)
         try:
             items = split_batch(payload)
         except RequestValidationError as exc:
@@ -197,7 +274,59 @@ class WebhookHandler:
         refused = self._authenticate(request)
         if refused is not None:
             return refused
+        if is_job_query(request.query):
+            return self._job_progress(request.query)
         return status_answer(self._service.status(dict(request.query)))
+
+    # -- bulk jobs ---------------------------------------------------------------------------
+    def _bulk_job(self, payload: Any) -> HttpAnswer:
+        """Plan a bulk job: 200 dry run, 202 queued, or the error's status (never a 500)."""
+        from shared.bulk.gcs_server_side import summary_url
+        from shared.bulk.planner import summary_dict
+        from shared.bulk.service import bulk_for, parse_job
+
+        try:
+            job = parse_job(payload)
+        except RequestValidationError as exc:
+            return HttpAnswer(422, {"error": exc.to_dict()})
+        try:
+            bulk = bulk_for(self._service)
+            summary = bulk.submit(job)
+            body = summary_dict(summary)
+            if not job.dry_run:
+                params = job.params()
+                report = bulk.report_for(params)
+                # A GCS server-side job (objects.bulkRestore) has counts only: no rows.
+                body["report"] = (summary_url(report) if body.get("mode") == "server_side"
+                                  else report.report_urls())
+                body["progress_query"] = progress_query(params)
+        except RequestValidationError as exc:
+            return HttpAnswer(422, {"error": exc.to_dict()})
+        except Exception as exc:
+            return bulk_error_answer(exc, "the job could not be planned")
+        return HttpAnswer(200 if job.dry_run else 202, body)
+
+    def _job_progress(self, payload: Any) -> HttpAnswer:
+        """A job's progress through the status route: 200 with the counts so far."""
+        from shared.bulk.service import bulk_for
+
+        if isinstance(payload, Mapping):
+            payload = job_query_from(payload)
+        extra = sorted(str(name) for name in payload if name not in _JOB_QUERY_FIELDS) \
+            if isinstance(payload, Mapping) else []
+        if extra:
+            problems = [FieldProblem(loc=[name], field=name, type="extra_forbidden",
+                                     reason="Extra inputs are not permitted") for name in extra]
+            return HttpAnswer(422, {"error": RequestValidationError(problems).to_dict()})
+        try:
+            progress = bulk_for(self._service).progress(payload)
+        except RequestValidationError as exc:
+            return HttpAnswer(422, {"error": exc.to_dict()})
+        except Exception as exc:
+            return bulk_error_answer(exc, "the job's report could not be read")
+        body = progress.model_dump(mode="json", exclude_none=True)
+        body["objects_done"] = progress.objects_done
+        return HttpAnswer(200, body, {**JSON_HEADERS, "Cache-Control": "no-store"})
 
     def _authenticate(self, request: HttpRequest) -> HttpAnswer | None:
         settings = self._service.settings

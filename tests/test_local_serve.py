@@ -1,5 +1,6 @@
-"""``make serve``: both Google functions under functions-framework against the emulators, as a
-developer runs them, driven over HTTP with ``scripts.local send``."""
+"""``make serve``: the Google functions under functions-framework against the emulators (the
+re-check function and the Cloud Tasks emulator included), as a developer runs them, driven over
+HTTP with ``scripts.local send``."""
 
 from __future__ import annotations
 
@@ -50,9 +51,24 @@ def test_serve_runs_both_functions_and_send_signs_requests(tmp_path):
     try:
         _wait_for_file(state / "urls.json", proc)
         urls = json.loads((state / "urls.json").read_text())
-        assert set(urls) >= {"webhook", "queue_function", "cos_emulator", "gcs_emulator"}
+        assert set(urls) >= {"webhook", "queue_function", "recheck_function", "cos_emulator",
+                             "gcs_emulator", "cloud_tasks_emulator"}
         assert all(url.startswith("http://127.0.0.1:") for url in urls.values())
         assert (state / "webhook-secret").stat().st_mode & 0o077 == 0
+        # The re-check function is up and refuses a task nobody signed; its queue exists.
+        forged = urllib.request.Request(
+            urls["recheck_function"], data=b'{"kind": "restorefn.recheck.v1"}',
+            headers={"Content-Type": "application/json", "X-CloudTasks-TaskName": "forged"},
+        )
+        try:
+            urllib.request.urlopen(forged, timeout=30)
+            forged_status = 200
+        except urllib.error.HTTPError as exc:
+            forged_status = exc.code
+        queue = "projects/local/locations/us-central1/queues/restore-rechecks"
+        with urllib.request.urlopen(f"{urls['cloud_tasks_emulator']}/v2/{queue}",
+                                    timeout=30) as response:
+            queue_state = json.loads(response.read())["state"]
 
         _seed_soft_deleted(urls["gcs_emulator"], "demo-served", "hello.txt")
         request_file = tmp_path / "request.json"
@@ -86,6 +102,8 @@ def test_serve_runs_both_functions_and_send_signs_requests(tmp_path):
     assert answer["status"] == 200
     assert answer["body"]["outcome"]["status"] == "completed"
     assert unsigned_status == 401
+    assert forged_status == 401
+    assert queue_state == "RUNNING"
     assert proc.returncode == 0
     # The completed event reached the collector, and the secret never reached the terminal.
     events = [json.loads(line.split(" ", 1)[1]) for line in output.splitlines()

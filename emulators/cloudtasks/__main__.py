@@ -25,6 +25,11 @@ def main(argv: list[str] | None = None) -> None:
         "--clock-factor", type=float, default=1.0, help="emulated seconds per real second"
     )
     parser.add_argument(
+        "--clock-epoch", type=float, default=None, metavar="UNIX_SECONDS",
+        help="anchor the accelerated clock: it reads EPOCH + (now - EPOCH) * factor, like every "
+        "other clock built with the same epoch and factor (default: starts at the real time)",
+    )
+    parser.add_argument(
         "--queue",
         action="append",
         default=[],
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> None:
         emulator = CloudTasksEmulator(
             args.queue,
             clock_factor=args.clock_factor,
+            clock_epoch=args.clock_epoch,
             retry_config=retry,
             dispatch_timeout=args.dispatch_timeout,
             dispatch_interval=args.dispatch_interval,

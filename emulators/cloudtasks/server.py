@@ -523,6 +523,8 @@ class CloudTasksEmulator:
     """Serve it with ``emulators._http.serve`` or ``python -m emulators.cloudtasks``.
 
     ``queues``: full queue names (``projects/P/locations/L/queues/Q``) to create up front.
+    ``clock_factor`` and ``clock_epoch``: the :class:`~emulators._http.VirtualClock` (with an
+    epoch, shared with other emulators and the functions of a local stack).
     ``retry_config``: the default :class:`RetryConfig` of queues created without one.
     ``dispatch_timeout``: real seconds to wait for a worker (bounded by the task's deadline).
     ``dispatch_interval``: real seconds between background deliveries; None (default) leaves
@@ -535,16 +537,18 @@ class CloudTasksEmulator:
         queues: Iterable[str] = (),
         *,
         clock_factor: float = 1.0,
+        clock_epoch: float | None = None,
         retry_config: RetryConfig | None = None,
         dispatch_timeout: float = 10.0,
         dispatch_interval: float | None = None,
         dedup_window_seconds: float = DEFAULT_DEDUP_WINDOW_SECONDS,
     ) -> None:
-        self.clock = VirtualClock(clock_factor)
+        self.clock = VirtualClock(clock_factor, epoch=clock_epoch)
         self.retry_config = retry_config or RetryConfig()
         self.dispatch_timeout = float(dispatch_timeout)
         self.dedup_window_seconds = float(dedup_window_seconds)
         self._lock = threading.RLock()
+        self._attempted = threading.Condition(self._lock)  # notified on every attempt record
         self._deliver_lock = threading.Lock()
         self._queues: dict[str, _Queue] = {}
         self._tombstones: dict[str, int] = {}  # task name -> when it finished (µs)
@@ -606,6 +610,19 @@ class CloudTasksEmulator:
     def attempts(self) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(a) for a in self._attempts]
+
+    def wait_for_attempt(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """The first attempt record matching ``predicate``, waiting up to ``timeout`` real
+        seconds for one (on a condition notified by every dispatch, not by polling)."""
+
+        def match() -> dict[str, Any] | None:
+            return next((dict(a) for a in self._attempts if predicate(a)), None)
+
+        with self._attempted:
+            self._attempted.wait_for(lambda: match() is not None, timeout=timeout)
+            return match()
 
     def set_queue_state(self, name: str, state: str) -> dict[str, Any]:
         if state not in ("RUNNING", "PAUSED"):
@@ -1079,6 +1096,7 @@ class CloudTasksEmulator:
                 "nextScheduleTime": next_time,
             }
             self._attempts.append(record)
+            self._attempted.notify_all()
             return dict(record)
 
     @staticmethod

@@ -153,18 +153,37 @@ class SlidingWindowLimiter:
         self.rate = rate
         self.window = window
         self._now = now
+        # Every admission's time and every refusal: how a client's sustained rate and its
+        # 503s are measured (``CosEmulator.restore_rate_stats``).
+        self.admitted_at: list[float] = []
+        self.refused = 0
 
     def admit(self) -> bool:
         with self._lock:
-            if self.rate <= 0:
-                return True
             t = self._now()
-            while self._times and self._times[0] <= t - self.window:
-                self._times.popleft()
-            if len(self._times) >= self.rate:
-                return False
-            self._times.append(t)
+            if self.rate > 0:
+                while self._times and self._times[0] <= t - self.window:
+                    self._times.popleft()
+                if len(self._times) >= self.rate:
+                    self.refused += 1
+                    return False
+                self._times.append(t)
+            self.admitted_at.append(t)
             return True
+
+    def stats(self) -> dict[str, float]:
+        """Admitted and refused counts, and the admitted requests' rate from first to last."""
+        with self._lock:
+            times = list(self.admitted_at)
+            refused = self.refused
+        span = times[-1] - times[0] if len(times) > 1 else 0.0
+        rate = (len(times) - 1) / span if span > 0 else 0.0
+        return {"admitted": len(times), "refused": refused, "seconds": span, "rate": rate}
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.admitted_at.clear()
+            self.refused = 0
 
 
 @dataclass
@@ -319,6 +338,14 @@ class CosEmulator:
     @restore_rate_limit.setter
     def restore_rate_limit(self, rate: float) -> None:
         self._limiter.rate = float(rate)
+
+    def restore_rate_stats(self) -> dict[str, float]:
+        """Restore POSTs admitted and refused (503 SlowDown) by the rate limit so far, and the
+        admitted ones' sustained rate (count - 1 over first-to-last seconds)."""
+        return self._limiter.stats()
+
+    def reset_restore_rate_stats(self) -> None:
+        self._limiter.reset_stats()
 
     def create_bucket(self, bucket: str) -> None:
         with self._lock:

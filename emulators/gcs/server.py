@@ -168,9 +168,21 @@ class GcsEmulator:
         return self.store.generations(bucket, name)
 
     def operations(self, bucket: str) -> list[dict[str, Any]]:
+        """Every bulkRestore operation of the bucket as the API shows it, plus the request
+        ``body`` as received and the per-object ``failures``."""
         self.store.tick()
         with self._lock:
-            return [op.resource("") for op in self.store.operations(bucket)]
+            return [
+                {**op.resource(""), "body": op.body, "failures": op.failures}
+                for op in self.store.operations(bucket)
+            ]
+
+    def fail_operation(
+        self, bucket: str, operation: str, code: int = 13, message: str = "Internal error."
+    ) -> dict[str, Any]:
+        """End a running operation (its name or id) with an error, as a failed one would."""
+        op = self.store.fail_operation(bucket, operation.rsplit("/", 1)[-1], code, message)
+        return op.resource("")
 
     # -- Emulator protocol ---------------------------------------------------------------------
 
@@ -238,7 +250,10 @@ class GcsEmulator:
                 bucket = request.query.get("bucket", "")
                 with self._lock:
                     ops = self.store.operations(bucket)
-                    body = [{**op.resource(base), "failures": op.failures} for op in ops]
+                    body = [
+                        {**op.resource(base), "body": op.body, "failures": op.failures}
+                        for op in ops
+                    ]
                 return Response.json(200, body)
             if verb == "reset" and request.method == "POST":
                 self.store.reset()

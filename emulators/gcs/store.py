@@ -44,10 +44,11 @@ SETTABLE_FIELDS = (
     "metadata",
 )
 
-BULK_RESTORE_METADATA_TYPE = (
-    "type.googleapis.com/google.storage.v1.BulkRestoreObjectsOperationMetadata"
-)
-BULK_RESTORE_RESPONSE_TYPE = "type.googleapis.com/google.storage.v1.BulkRestoreObjectsResponse"
+# As the JSON API answers (operations of a bucket are storage control v2 messages, in JSON).
+_CONTROL_V2 = "type.googleapis.com/google.storage.control.v2."
+BULK_RESTORE_METADATA_TYPE = _CONTROL_V2 + "BulkRestoreObjectsMetadata"
+BULK_RESTORE_RESPONSE_TYPE = _CONTROL_V2 + "BulkRestoreObjectsResponse"
+CANCELLED_MESSAGE = "The long-running operation has been cancelled by the user."
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 
@@ -315,11 +316,21 @@ class ObjectVersion:
 
 @dataclass
 class Operation:
+    """A bulkRestore long-running operation.
+
+    ``body`` is the request body exactly as received (for tests to inspect); ``request`` its
+    parsed form. Counts follow the documented ``BulkRestoreObjectsMetadata``: ``succeededCount``
+    restored, ``failedCount`` could not be restored (a live object without allowOverwrite, a
+    retention policy), ``skippedCount`` every other soft-deleted object of the bucket (outside
+    the globs or times, or an older generation of a name whose newest matching one was chosen).
+    """
+
     id: str
     bucket: str
     request: dict[str, Any]
     create_time: float
     update_time: float
+    body: dict[str, Any] = field(default_factory=dict)
     done: bool = False
     cancelled: bool = False
     end_time: float | None = None
@@ -328,38 +339,45 @@ class Operation:
     skipped_count: int = 0
     bytes_restored: int = 0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    # Set by ``GcsEmulator.fail_operation``: the operation ends with this google.rpc.Status.
+    error: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
         return f"projects/_/buckets/{self.bucket}/operations/{self.id}"
 
     def resource(self, base_url: str) -> dict[str, Any]:
+        # Real GCS answers progressPercent -1 ("unknown") even once the operation is done.
         common: dict[str, Any] = {
             "createTime": rfc3339(self.create_time),
             "updateTime": rfc3339(self.update_time),
             "type": "bulk-restore-objects",
             "requestedCancellation": self.cancelled,
-            "progressPercent": 100 if self.done else -1,
+            "progressPercent": -1,
         }
         if self.end_time is not None:
             common["endTime"] = rfc3339(self.end_time)
+        metadata: dict[str, Any] = {"@type": BULK_RESTORE_METADATA_TYPE, "commonMetadata": common}
+        if self.request.get("matchGlobs"):
+            metadata["matchGlobs"] = list(self.request["matchGlobs"])
+        metadata.update({
+            "allowOverwrite": self.request.get("allowOverwrite", False),
+            "copySourceAcl": self.request.get("copySourceAcl", False),
+            "succeededCount": str(self.success_count),
+            "skippedCount": str(self.skipped_count),
+            "failedCount": str(self.failed_count),
+        })
         res: dict[str, Any] = {
             "kind": "storage#operation",
             "name": self.name,
             "selfLink": f"{base_url}/storage/v1/b/{self.bucket}/operations/{self.id}",
             "done": self.done,
-            "metadata": {
-                "@type": BULK_RESTORE_METADATA_TYPE,
-                "commonMetadata": common,
-                "bucket": self.bucket,
-                "successCount": str(self.success_count),
-                "failedCount": str(self.failed_count),
-                "skippedCount": str(self.skipped_count),
-                "totalBytesRestored": str(self.bytes_restored),
-            },
+            "metadata": metadata,
         }
         if self.done and self.cancelled:
-            res["error"] = {"code": 1, "message": "The operation was cancelled.", "details": []}
+            res["error"] = {"code": 1, "message": CANCELLED_MESSAGE}
+        elif self.done and self.error is not None:
+            res["error"] = dict(self.error)
         elif self.done:
             res["response"] = {"@type": BULK_RESTORE_RESPONSE_TYPE}
         return res
@@ -1022,6 +1040,7 @@ class Store:
                 request=request,
                 create_time=now,
                 update_time=now,
+                body=dict(body),
             )
             bucket.operations[op.id] = op
             return op
@@ -1031,9 +1050,11 @@ class Store:
         req = op.request
         globs = [glob_to_regex(g) for g in req["matchGlobs"]]
         chosen: dict[str, ObjectVersion] = {}
+        considered = 0
         for v in bucket.versions():
             if v.state != SOFT_DELETED:
                 continue
+            considered += 1
             if globs and not any(g.match(v.name) for g in globs):
                 continue
             sdt = v.soft_delete_time or 0.0
@@ -1045,9 +1066,10 @@ class Store:
                 continue
             if "createdBeforeTime" in req and not v.time_created < req["createdBeforeTime"]:
                 continue
+            # "If multiple generations of an object match the criteria, only the latest
+            # generation is restored and the rest are skipped."
             best = chosen.get(v.name)
-            best_key = (best.soft_delete_time or 0.0, best.generation) if best else None
-            if best_key is None or (sdt, v.generation) > best_key:
+            if best is None or v.generation > best.generation:
                 chosen[v.name] = v
         for name in sorted(chosen):
             source = chosen[name]
@@ -1072,6 +1094,7 @@ class Store:
                 continue
             op.success_count += 1
             op.bytes_restored += source.size
+        op.skipped_count = considered - op.success_count - op.failed_count
         op.done = True
         op.end_time = now
         op.update_time = now
@@ -1082,19 +1105,30 @@ class Store:
             try:
                 return bucket.operations[op_id]
             except KeyError:
-                raise not_found(f"Operation not found: {op_id}") from None
+                raise not_found("The specified long-running operation does not exist.") from None
 
     def cancel_operation(self, bucket_name: str, op_id: str) -> Operation:
         with self.lock:
             op = self.get_operation(bucket_name, op_id)
             if op.done:
                 raise GcsError(
-                    400,
-                    "invalid",
-                    f"Operation {op.name} has already completed and cannot be cancelled.",
+                    412, "conditionNotMet", "The long-running operation is already done."
                 )
             now = self.now()
             op.cancelled = True
+            op.done = True
+            op.end_time = now
+            op.update_time = now
+            return op
+
+    def fail_operation(
+        self, bucket_name: str, op_id: str, code: int = 13, message: str = "Internal error."
+    ) -> Operation:
+        """End a running operation with an error (a google.rpc.Status), for tests."""
+        with self.lock:
+            op = self.get_operation(bucket_name, op_id)
+            now = self.now()
+            op.error = {"code": code, "message": message}
             op.done = True
             op.end_time = now
             op.update_time = now

@@ -24,7 +24,9 @@ Choices where the real behaviour is unconfirmed:
 * ``MsgTag``: at most 64 characters per tag (TDMQ API) and ``max_tags`` (default 5, from the
   legacy CMQ documentation) tags per message.
 * ``SendCmqMsg``: ``DelaySeconds`` is required (the API documentation says so) and must lie in
-  ``0..msg_retention_seconds`` of the queue (default 3600); queues cap bodies at 1 MiB.
+  ``0..3600`` (CMQ's documented range: a message is invisible for an hour at most) and within the
+  queue's ``msg_retention_seconds`` (default 3600; the API: "cannot exceed the queue's longest
+  unacknowledged time"); queues cap bodies at 1 MiB.
 * Missing or malformed ``Authorization`` is ``AuthFailure.InvalidAuthorization``; a timestamp
   more than 300 s from the server's clock is ``AuthFailure.SignatureExpire`` (checked against the
   real wall clock plus ``server_time_offset``, never the virtual clock); a credential whose date or
@@ -67,6 +69,7 @@ MAX_MESSAGE_BYTES = 1024 * 1024
 MAX_TAG_LENGTH = 64
 DEFAULT_MAX_TAGS = 5
 DEFAULT_MSG_RETENTION_SECONDS = 3600
+MAX_DELAY_SECONDS = 3600
 MAX_SIGN_SKEW = 300.0
 DEFAULT_OWNER_UIN = 100000000001
 DEFAULT_SUBSCRIPTION = "restorefn-subscription"
@@ -760,11 +763,12 @@ class TdmqEmulator:
             raise TdmqError("InvalidParameter", "DelaySeconds must be an integer.")
         with self._lock:
             channel = self._lookup("queue", name, region)
-            if not 0 <= delay <= channel.msg_retention_seconds:
+            limit = min(MAX_DELAY_SECONDS, channel.msg_retention_seconds)
+            if not 0 <= delay <= limit:
                 raise TdmqError(
                     "InvalidParameterValue",
-                    f"DelaySeconds must be within 0..{channel.msg_retention_seconds} "
-                    "(the queue's MsgRetentionSeconds).",
+                    f"DelaySeconds must be within 0..{limit} (at most {MAX_DELAY_SECONDS}, and "
+                    "at most the queue's MsgRetentionSeconds).",
                 )
             self._check_size(channel, body)
             now = self.clock.now()

@@ -3,6 +3,9 @@
 - ``restore_http``: the webhook (``shared.webhook`` decides every status code and body).
 - ``restore_pubsub``: a Pub/Sub-triggered CloudEvent function (``shared.queue`` decides what is
   published and whether the message must be redelivered; deploy it with ``--retry``).
+- ``restore_recheck``: the HTTP target of the delayed re-check tasks Cloud Tasks delivers
+  (``shared.recheck_http`` decides every status code: 2xx done or re-scheduled, 503 deliver it
+  again, malformed tasks acknowledged with a logged rejection).
 
 The service (settings, sink, provider clients) is built on the first invocation and reused by
 every later one in the same instance. Neither provider SDK is imported here: each is loaded by
@@ -26,6 +29,7 @@ from cloudevents.http import CloudEvent
 
 from shared.config import ConfigurationError, Settings
 from shared.queue import QueueResult, process_message, reject_envelope
+from shared.recheck_http import RecheckHandler
 from shared.service import RestoreService
 from shared.webhook import MAX_BODY_BYTES, HttpAnswer, HttpRequest, WebhookHandler, error_answer
 
@@ -34,6 +38,7 @@ PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 _lock = threading.Lock()
 _service: RestoreService | None = None
 _webhook: WebhookHandler | None = None
+_recheck: RecheckHandler | None = None
 
 
 class RedeliveryRequested(RuntimeError):
@@ -42,12 +47,13 @@ class RedeliveryRequested(RuntimeError):
 
 def get_service() -> RestoreService:
     """The process-wide service, built on first use. Raises ConfigurationError."""
-    global _service, _webhook
+    global _service, _webhook, _recheck
     if _service is None:
         with _lock:
             if _service is None:
                 service = RestoreService(Settings.from_env())
                 _webhook = WebhookHandler(service)
+                _recheck = RecheckHandler(service)
                 _service = service
     return _service
 
@@ -60,10 +66,11 @@ def _get_webhook() -> WebhookHandler:
 
 def reset_service() -> None:
     """Forget the cached service (tests; a new configuration)."""
-    global _service, _webhook
+    global _service, _webhook, _recheck
     with _lock:
         _service = None
         _webhook = None
+        _recheck = None
 
 
 def _log(severity: str, message: str, **fields: Any) -> None:
@@ -168,3 +175,54 @@ def restore_pubsub(cloud_event: CloudEvent) -> None:
          retry=result.retry)
     if result.retry:
         raise RedeliveryRequested("some requests need another attempt; redeliver the message")
+
+
+# -- delayed re-checks (Cloud Tasks HTTP target) -------------------------------------------------
+def _get_recheck() -> RecheckHandler:
+    get_service()
+    assert _recheck is not None
+    return _recheck
+
+
+def _handle_recheck(request: flask.Request) -> HttpAnswer:
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+    try:
+        handler = _get_recheck()
+    except ConfigurationError as exc:
+        _log("ERROR", "the function is not configured; the task will be retried", error=str(exc))
+        return error_answer(
+            503, "not_configured", "the function is not configured; see its logs",
+            retry_after=30,
+        )
+    body = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
+    return handler.handle(HttpRequest(request.method, dict(request.headers.items()), body,
+                                      path=request.path))
+
+
+@functions_framework.http
+def restore_recheck(request: flask.Request) -> tuple[bytes, int, dict[str, str]]:
+    try:
+        answer = _handle_recheck(request)
+    except Exception as exc:  # a bug: Cloud Tasks retries the 500; no detail leaks
+        _log_unexpected("restore_recheck", exc)
+        answer = error_answer(500, "internal_error", "the re-check could not be processed")
+    body = answer.body
+    error = body.get("error") if isinstance(body.get("error"), dict) else {}
+    rejected = body.get("result") == "rejected"
+    severity = "ERROR" if rejected or answer.status >= 500 else (
+        "WARNING" if answer.status >= 400 else "INFO")
+    headers = request.headers
+    _log(
+        severity,
+        "malformed re-check task acknowledged (not retried)" if rejected else "re-check handled",
+        status=answer.status, result=body.get("result"), error_code=error.get("code"),
+        # Field names only, never values (shared.validation).
+        fields=[f.get("field") for f in error.get("fields", [])] or None,
+        request_id=body.get("request_id", error.get("request_id")),
+        check=body.get("check", error.get("check")),
+        task=headers.get("X-CloudTasks-TaskName", "")[:500] or None,
+        retry_count=headers.get("X-CloudTasks-TaskRetryCount", "")[:20] or None,
+    )
+    return _respond(answer)

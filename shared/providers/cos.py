@@ -200,6 +200,32 @@ class CosAdapter:
             expiry_time=expiry,
         )
 
+    def restore_listed(self, request: CosRestoreRequest, storage_class: str) -> Outcome:
+        """Restore an object whose storage class a listing already gave: no HEAD first.
+
+        One request per object is what lets a bulk job run at the provider's rate limit; the
+        restore's own answer still tells initiated (202), already restored (200) and in
+        progress (409) apart.
+        """
+        from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        refusal = _refusal(request, storage_class, None)
+        if refusal is not None:
+            return refusal
+        try:
+            status = self._post_restore(self.client(request.region), request)
+        except CosServiceError as exc:
+            return self._service_failure(request, exc, storage_class=storage_class)
+        except CosClientError as exc:
+            return network_failure(request, exc, storage_class=storage_class)
+        if status == 202:
+            return self._initiated(request, storage_class)
+        return outcome_for(request, OutcomeStatus.ALREADY_RESTORED, storage_class=storage_class)
+
+    def client(self, region: str) -> Any:
+        """The region's CosS3Client (one per region, shared by every caller)."""
+        return self._client(region)
+
     def check(self, request: CosRestoreRequest) -> Outcome:
         looked = self._look(self._client(request.region), request)
         if isinstance(looked, Outcome):

@@ -80,6 +80,10 @@ class GcsAdapter:
                         self._client_instance = storage.Client(project=self._settings.project)
         return self._client_instance
 
+    def client(self) -> Any:
+        """The google-cloud-storage client (one per process, shared by every caller)."""
+        return self._client()
+
     # -- operations --------------------------------------------------------------------------
     def restore(self, request: GcsRestoreRequest) -> Outcome:
         from google.api_core.exceptions import GoogleAPICallError

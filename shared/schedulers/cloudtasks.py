@@ -22,6 +22,15 @@ Delays: negative means now; Cloud Tasks refuses a ``scheduleTime`` more than 720
 longer delay is shortened to :attr:`CloudTasksScheduler.max_delay_seconds` (719 h, an hour of
 margin for clock skew). A re-check that comes early just schedules the next one.
 
+Signing: with a ``signing_secret`` (the first webhook HMAC secret, when configured) every task
+carries ``X-Restore-Task-Signature`` over its body (``shared.task_auth``), which the re-check
+endpoint verifies in HMAC mode: on top of the OIDC token the platform checks, a leaked re-check
+URL is then not enough to inject a re-check. Task headers are visible to whoever may read the
+queue's tasks; an HMAC reveals nothing of the secret.
+
+Clock: ``scheduleTime`` is ``clock() + delay``; ``clock`` is ``time.time`` except against
+emulators running an accelerated clock (``shared.emulated_clock``).
+
 Transport: google-auth's ``AuthorizedSession`` (scope ``cloud-platform``), built on the first
 schedule, so importing this module loads neither requests nor google-auth; with an emulator
 ``endpoint`` (``CLOUD_TASKS_EMULATOR_HOST``) a plain, unauthenticated ``requests.Session``.
@@ -44,7 +53,10 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from pydantic import SecretStr
+
 from shared.schedulers.base import ScheduleError
+from shared.task_auth import sign_task
 
 DEFAULT_ENDPOINT = "https://cloudtasks.googleapis.com"
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
@@ -92,6 +104,7 @@ class CloudTasksScheduler:
         backoff_base: float = 0.25,
         backoff_max: float = 4.0,
         sleep: Callable[[float], None] = time.sleep,
+        signing_secret: SecretStr | None = None,
     ) -> None:
         if not _QUEUE.fullmatch(queue):
             raise ValueError("the queue must look like projects/P/locations/LOCATION/queues/QUEUE")
@@ -114,6 +127,7 @@ class CloudTasksScheduler:
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._sleep = sleep
+        self._signing_secret = signing_secret
         self._session: Any = None
         self._lock = threading.Lock()
 
@@ -135,10 +149,13 @@ class CloudTasksScheduler:
             raise ValueError("delay_seconds must be a finite number")
         delay = min(max(delay, 0.0), self.max_delay_seconds)
         task_id = task_id_for(dedup_key) if dedup_key is not None else uuid.uuid4().hex
+        headers = {"Content-Type": "application/json"}
+        if self._signing_secret is not None:
+            headers.update(sign_task(self._signing_secret, body))
         http_request: dict[str, Any] = {
             "url": self._target_url,
             "httpMethod": "POST",
-            "headers": {"Content-Type": "application/json"},
+            "headers": headers,
             "body": base64.b64encode(body).decode("ascii"),
         }
         if self._service_account:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from shared.config import ConfigurationError, Settings
 from shared.sinks.base import EventSink, SinkError
 from shared.sinks.log import LogSink
 
-__all__ = ["EventSink", "LogSink", "SinkError", "sink_from_settings"]
+if TYPE_CHECKING:
+    from shared.sinks.tdmq import TdmqSink
+
+__all__ = ["EventSink", "LogSink", "SinkError", "sink_from_settings", "tdmq_publisher"]
 
 
 def sink_from_settings(settings: Settings) -> EventSink:
@@ -52,40 +57,32 @@ def sink_from_settings(settings: Settings) -> EventSink:
 def _tdmq_sink(settings: Settings) -> EventSink:
     if not settings.event_tdmq_topic:
         raise ConfigurationError("RESTORE_EVENT_SINK=tdmq needs RESTORE_EVENT_TDMQ_TOPIC")
+    return tdmq_publisher(settings, settings.event_tdmq_topic, "RESTORE_EVENT_SINK=tdmq")
+
+
+def tdmq_publisher(settings: Settings, topic: str, purpose: str) -> TdmqSink:
+    """A TdmqSink for ``topic`` with the deployment's TDMQ region, endpoint and credentials
+    (also what bulk chunks are published with: ``shared.bulk.queues``)."""
+    from shared.tdmq_client import credentials_from_settings
+
     if not settings.event_tdmq_region:
         raise ConfigurationError(
-            "RESTORE_EVENT_SINK=tdmq needs RESTORE_EVENT_TDMQ_REGION (or TENCENTCLOUD_REGION)"
+            f"{purpose} needs RESTORE_EVENT_TDMQ_REGION (or TENCENTCLOUD_REGION)"
         )
-    # Explicit TDMQ keys come as a set (a COS session token would not match them); otherwise
-    # the COS credentials, which on SCF are the execution role's TENCENTCLOUD_* keys.
-    if settings.event_tdmq_secret_id is not None or settings.event_tdmq_secret_key is not None:
-        secret_id = settings.event_tdmq_secret_id
-        secret_key = settings.event_tdmq_secret_key
-        token = settings.event_tdmq_session_token
-        missing = "TDMQ_SECRET_KEY" if secret_key is None else "TDMQ_SECRET_ID"
-    else:
-        secret_id = settings.cos.secret_id
-        secret_key = settings.cos.secret_key
-        token = settings.cos.session_token
-        missing = (
-            "TDMQ_SECRET_ID and TDMQ_SECRET_KEY (or TENCENTCLOUD_SECRETID and "
-            "TENCENTCLOUD_SECRETKEY)"
-        )
-    if secret_id is None or secret_key is None:
-        raise ConfigurationError(f"RESTORE_EVENT_SINK=tdmq needs {missing}")
+    credentials = credentials_from_settings(settings, purpose)
     # Imported here: the tencentcloud SDK itself is only imported on the first publish.
     from shared.sinks.tdmq import TdmqSink
 
     try:
         return TdmqSink(
-            settings.event_tdmq_topic,
+            topic,
             settings.event_tdmq_region,
-            secret_id,
-            secret_key,
-            token,
+            credentials.secret_id,
+            credentials.secret_key,
+            credentials.token,
             endpoint=settings.event_tdmq_endpoint,
             attempts=settings.event_tdmq_attempts,
             timeout=settings.provider_timeout_seconds,
         )
     except ValueError as exc:  # the message names the problem, not the value
-        raise ConfigurationError(f"TDMQ event sink: {exc}") from None
+        raise ConfigurationError(f"{purpose}: {exc}") from None

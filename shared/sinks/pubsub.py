@@ -142,6 +142,13 @@ class PubSubSink:
             return self._session
 
     def publish(self, event: CloudEvent) -> None:
+        self.publish_message(message_for(event), f"event {event.id}")
+
+    def publish_message(self, message: dict[str, Any], label: str) -> None:
+        """Publish one PubsubMessage (REST JSON), retrying transient failures; SinkError else.
+
+        Also how bulk chunks reach the restore topic (``shared.bulk.queues``).
+        """
         import requests
         from google.auth import exceptions as auth_exceptions
 
@@ -149,11 +156,9 @@ class PubSubSink:
             session = self._get_session()
         except auth_exceptions.GoogleAuthError as exc:
             # The exception text can name files or metadata; the class name is enough.
-            raise SinkError(
-                f"event {event.id} not published to Pub/Sub: no usable Google credentials "
-                f"({type(exc).__name__})"
-            ) from None
-        body = {"messages": [message_for(event)]}
+            raise SinkError(f"{label} not published to Pub/Sub: no usable Google credentials "
+                            f"({type(exc).__name__})") from None
+        body = {"messages": [message]}
         last_problem = ""
         for attempt in range(self._attempts):
             if attempt:
@@ -177,9 +182,7 @@ class PubSubSink:
             last_problem = f"HTTP {status}{_error_status(response)}"
             if status not in RETRYABLE_STATUSES and status < 500:
                 break
-        raise SinkError(
-            f"event {event.id} not published to Pub/Sub topic {self._topic}: {last_problem}"
-        )
+        raise SinkError(f"{label} not published to Pub/Sub topic {self._topic}: {last_problem}")
 
 
 def _error_status(response: Any) -> str:

@@ -228,7 +228,7 @@ def test_invalid_construction_is_refused(receiver: Receiver) -> None:
 
 def test_scheduler_from_settings(tasks: Tasks, receiver: Receiver) -> None:
     assert scheduler_from_settings(Settings.from_env({})) is None
-    with pytest.raises(ConfigurationError, match="not yet"):
+    with pytest.raises(ConfigurationError):  # tdmq's own settings are tested with TDMQ
         scheduler_from_settings(Settings.from_env({"RESTORE_RECHECK_SCHEDULER": "tdmq"}))
     base = {"RESTORE_RECHECK_SCHEDULER": "cloudtasks"}
     with pytest.raises(ConfigurationError, match="RESTORE_RECHECK_CLOUDTASKS_QUEUE"):

@@ -100,3 +100,22 @@ def test_settings_hide_secrets_and_name_bad_variables_without_values():
     with pytest.raises(ConfigurationError, match="max_attempts") as caught:
         Settings.from_env({"RESTORE_MAX_ATTEMPTS": "lots", "COS_SECRET_KEY": "very-secret"})
     assert "very-secret" not in str(caught.value)
+
+
+def test_non_ascii_signature_and_timestamp_headers_are_refused_not_raised() -> None:
+    import time as _time
+
+    from pydantic import SecretStr as _Secret
+
+    from shared.auth import AuthenticationError, verify
+
+    stamp = str(int(_time.time()))
+    for headers in (
+        {"X-Restore-Timestamp": stamp, "X-Restore-Signature": "v1=caf\u00e9"},
+        {"X-Restore-Timestamp": "\u0661\u0662", "X-Restore-Signature": "v1=00"},
+    ):
+        try:
+            verify([_Secret("s3cret")], headers, b"{}")
+        except AuthenticationError:
+            continue
+        raise AssertionError(f"accepted {headers}")

@@ -108,6 +108,11 @@ def test_every_variable_serverless_yml_references_is_exported(env: dict[str, str
         "RESTORE_SCF_STATUS_PATH": "/restore/status",
         "RESTORE_SCF_REQUEST_TOPIC": "restore-requests",
         "RESTORE_SCF_COS_TRIGGER_BUCKET": "archive-1250000000.cos.ap-guangzhou.myqcloud.com",
+        "RESTORE_RECHECK_TDMQ_QUEUE": "restore-rechecks",
+        "RESTORE_RECHECK_MARGIN": "",
+        "RESTORE_LEDGER": "memory",
+        "RESTORE_CALLBACK_SECRET": "<not shown>",
+        "RESTORE_CALLBACK_ALLOWED_HOSTS": "",
         "RESTORE_SCF_COS_TRIGGER_PREFIX": "",
         "RESTORE_SCF_COS_TRIGGER_SUFFIX": "",
     }

@@ -43,6 +43,13 @@ FUNCTION_SETTINGS = {
     "RESTORE_EVENT_TDMQ_TOPIC": "restore-events",
     "RESTORE_EVENT_TDMQ_REGION": "ap-guangzhou",
     "RESTORE_WEBHOOK_SECRETS": WEBHOOK_SECRETS,
+    # deploy.sh's defaults for the re-check, ledger, callback and request-topic settings.
+    "RESTORE_RECHECK_TDMQ_QUEUE": "restore-rechecks",
+    "RESTORE_RECHECK_MARGIN": "",
+    "RESTORE_LEDGER": "memory",
+    "RESTORE_CALLBACK_SECRET": "",
+    "RESTORE_CALLBACK_ALLOWED_HOSTS": "",
+    "RESTORE_SCF_REQUEST_TOPIC": "restore-requests",
 }
 SCF_INJECTED = {
     "TENCENTCLOUD_SECRETID": "AKIDtestonly",

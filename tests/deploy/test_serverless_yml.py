@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+from shared.config import Settings
+from shared.schedulers import scheduler_from_settings
+from shared.schedulers.tdmq import TdmqScheduler
 from tests.deploy._scf import (
     ANY_VARIABLE,
     ENV_REF,
@@ -20,6 +23,7 @@ from tests.deploy._scf import (
     deploy,
     env_refs,
     load_yml,
+    resolve,
     scf_env,
     values,
 )
@@ -106,8 +110,18 @@ def test_webhook_is_an_https_api_gateway_with_integration_responses(yml: dict[st
 
 
 def test_queue_and_cos_restore_triggers(yml: dict[str, Any]) -> None:
-    (cmq,) = events(yml, "cmq")
-    assert cmq["parameters"]["name"] == "${env:RESTORE_SCF_REQUEST_TOPIC}"
+    requests, rechecks = events(yml, "cmq")
+    assert requests["parameters"]["name"] == "${env:RESTORE_SCF_REQUEST_TOPIC}"
+    # Bulk chunks are published to the topic whose trigger brings them back: one variable.
+    variables = yml["inputs"]["environment"]["variables"]
+    assert variables["RESTORE_BULK_TDMQ_TOPIC"] == requests["parameters"]["name"]
+    assert variables["RESTORE_BULK_QUEUE"] == "tdmq"
+    # The queue the scheduler sends re-checks to is the queue the trigger reads: one variable.
+    assert rechecks["parameters"]["name"] == "${env:RESTORE_RECHECK_TDMQ_QUEUE}"
+    recheck_queue = yml["inputs"]["environment"]["variables"]["RESTORE_RECHECK_TDMQ_QUEUE"]
+    assert rechecks["parameters"]["name"] == recheck_queue
+    for trigger in (requests, rechecks):
+        assert trigger["parameters"]["qualifier"] == "$DEFAULT"
     cos = events(yml, "cos")
     assert sorted(c["parameters"]["events"] for c in cos) == [
         "cos:ObjectRestore:Completed", "cos:ObjectRestore:Post",
@@ -116,12 +130,14 @@ def test_queue_and_cos_restore_triggers(yml: dict[str, Any]) -> None:
         assert trigger["parameters"]["bucket"] == "${env:RESTORE_SCF_COS_TRIGGER_BUCKET}"
         assert set(trigger["parameters"]["filter"]) == {"prefix", "suffix"}
     kinds = [next(iter(e)) for e in yml["inputs"]["events"]]
-    assert sorted(kinds) == ["apigw", "cmq", "cos", "cos"]
+    assert sorted(kinds) == ["apigw", "cmq", "cmq", "cos", "cos"]
     assert len({next(iter(e.values()))["name"] for e in yml["inputs"]["events"]}) == len(kinds)
 
 
 def test_environment_configures_allowlists_tdmq_events_and_hmac(yml: dict[str, Any]) -> None:
-    variables = yml["inputs"]["environment"]["variables"]
+    variables = dict(yml["inputs"]["environment"]["variables"])
+    bulk = {name: variables.pop(name) for name in list(variables) if "_BULK_" in name}
+    assert bulk["RESTORE_BULK_MAX_INSTANCES"] == "10"
     assert variables == {
         "RESTORE_COS_ALLOWED_BUCKETS": "${env:RESTORE_COS_ALLOWED_BUCKETS}",
         "RESTORE_GCS_ALLOWED_BUCKETS": "${env:RESTORE_GCS_ALLOWED_BUCKETS}",
@@ -131,9 +147,53 @@ def test_environment_configures_allowlists_tdmq_events_and_hmac(yml: dict[str, A
         "RESTORE_WEBHOOK_AUTH": "hmac",
         "RESTORE_WEBHOOK_SECRETS": "${env:RESTORE_WEBHOOK_SECRETS}",
         "RESTORE_DEADLINE_SECONDS": "45",
+        "RESTORE_RECHECK_SCHEDULER": "tdmq",
+        "RESTORE_RECHECK_TDMQ_QUEUE": "${env:RESTORE_RECHECK_TDMQ_QUEUE}",
+        "RESTORE_RECHECK_MAX_DELAY_SECONDS": "3600",
+        "RESTORE_RECHECK_MARGIN": "${env:RESTORE_RECHECK_MARGIN}",
+        "RESTORE_LEDGER": "${env:RESTORE_LEDGER}",
+        "RESTORE_CALLBACK_SECRET": "${env:RESTORE_CALLBACK_SECRET}",
+        "RESTORE_CALLBACK_ALLOWED_HOSTS": "${env:RESTORE_CALLBACK_ALLOWED_HOSTS}",
     }
     # SCF environment values are strings.
     assert all(isinstance(value, str) for value in variables.values())
+
+
+def function_settings(yml: dict[str, Any], **deployer: str) -> Settings:
+    """The function's settings as SCF would build them: serverless.yml's variables resolved with
+    the deployer's values, plus what SCF itself provides (region, the role's temporary keys)."""
+    deployed = {name: "" for name in env_refs()}
+    deployed.update(
+        RESTORE_COS_ALLOWED_BUCKETS="archive-*", RESTORE_EVENT_TDMQ_TOPIC="restore-events",
+        RESTORE_EVENT_TDMQ_REGION="ap-guangzhou", RESTORE_WEBHOOK_SECRETS="s1",
+        RESTORE_RECHECK_TDMQ_QUEUE="restore-rechecks",
+    )
+    deployed.update(deployer)
+    variables = resolve(yml["inputs"]["environment"]["variables"], deployed)
+    variables.update(
+        TENCENTCLOUD_REGION="ap-guangzhou", TENCENTCLOUD_SECRETID="AKIDrole",
+        TENCENTCLOUD_SECRETKEY="role-key", TENCENTCLOUD_SESSIONTOKEN="role-token",
+    )
+    return Settings.from_env(variables)
+
+
+def test_rechecks_go_through_tdmq_with_delays_cmq_accepts(yml: dict[str, Any]) -> None:
+    settings = function_settings(yml)
+    assert settings.recheck_scheduler == "tdmq"
+    assert settings.recheck_max_delay_seconds == 3600.0
+    # Empty optional settings fall back to their defaults rather than failing.
+    assert (settings.recheck_margin, settings.ledger, settings.callback_secret) == (
+        0.5, "memory", None
+    )
+    scheduler = scheduler_from_settings(settings)
+    assert isinstance(scheduler, TdmqScheduler)
+    assert scheduler.queue == "restore-rechecks"
+    assert scheduler.max_delay_seconds == 3600
+    assert scheduler.endpoint is None  # the public TDMQ endpoint: no emulator on SCF
+    tuned = function_settings(yml, RESTORE_RECHECK_MARGIN="1.0", RESTORE_LEDGER="gs://b/p",
+                              RESTORE_CALLBACK_ALLOWED_HOSTS="hooks.example.com")
+    assert (tuned.recheck_margin, tuned.ledger) == (1.0, "gs://b/p")
+    assert tuned.callback_allowed_hosts == ("hooks.example.com",)
 
 
 def test_the_configuration_names_only_variables_the_package_reads(yml: dict[str, Any]) -> None:

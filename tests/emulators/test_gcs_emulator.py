@@ -599,7 +599,11 @@ def test_bulk_restore_operation_runs_as_time_passes(
     assert op["kind"] == "storage#operation"
     assert op["done"] is False
     assert str(op["name"]).startswith("projects/_/buckets/soft-bucket/operations/")
-    assert op["metadata"]["@type"].endswith("BulkRestoreObjectsOperationMetadata")
+    assert op["metadata"]["@type"] == (
+        "type.googleapis.com/google.storage.control.v2.BulkRestoreObjectsMetadata"
+    )
+    assert op["metadata"]["matchGlobs"] == ["logs/**"]
+    assert op["metadata"]["commonMetadata"]["type"] == "bulk-restore-objects"
     assert get_operation(client, op["name"])["done"] is False
     assert bucket.get_blob("logs/1") is None
 
@@ -607,8 +611,10 @@ def test_bulk_restore_operation_runs_as_time_passes(
     done = get_operation(client, op["name"])
     assert done["done"] is True
     assert "response" in done
-    assert done["metadata"]["successCount"] == "2"
+    assert done["metadata"]["succeededCount"] == "2"
     assert done["metadata"]["failedCount"] == "1"
+    assert done["metadata"]["skippedCount"] == "1"  # "other": outside the glob
+    assert done["response"]["@type"].endswith("control.v2.BulkRestoreObjectsResponse")
     assert bucket.blob("logs/1").download_as_bytes() == b"logs/1"
     assert bucket.blob("logs/3").download_as_bytes() == b"live"
     assert bucket.get_blob("other") is None
@@ -630,9 +636,40 @@ def test_bulk_restore_allow_overwrite_and_time_filters(
     )
     emu.emulator.clock.advance(60)
     done = get_operation(client, op["name"])
-    assert done["metadata"]["successCount"] == "1"
+    assert done["metadata"]["succeededCount"] == "1"
     assert bucket.blob("late").download_as_bytes() == b"late"
     assert bucket.get_blob("early") is None
+
+
+def test_bulk_restore_restores_the_latest_matching_generation_and_skips_the_rest(
+    emu: RunningEmulator, client: storage.Client, bucket: storage.Bucket
+) -> None:
+    deleted(bucket, "doc", b"first")
+    deleted(bucket, "doc", b"second")
+    deleted(bucket, "other", b"x")
+    op = bulk_restore(client, "soft-bucket", matchGlobs=["doc"])
+    emu.emulator.clock.advance(60)
+    done = get_operation(client, op["name"])
+    assert (done["metadata"]["succeededCount"], done["metadata"]["skippedCount"],
+            done["metadata"]["failedCount"]) == ("1", "2", "0")
+    assert bucket.blob("doc").download_as_bytes() == b"second"
+    [recorded] = emu.emulator.operations("soft-bucket")
+    assert recorded["body"] == {"matchGlobs": ["doc"]}
+
+
+def test_an_operation_failed_on_purpose_ends_with_its_error(
+    emu: RunningEmulator, client: storage.Client, bucket: storage.Bucket
+) -> None:
+    deleted(bucket, "doc")
+    op = bulk_restore(client, "soft-bucket")
+    emu.emulator.fail_operation("soft-bucket", str(op["name"]), 13, "boom")
+    emu.emulator.clock.advance(60)
+    failed = get_operation(client, op["name"])
+    assert failed["done"] is True and failed["error"] == {"code": 13, "message": "boom"}
+    assert "response" not in failed
+    assert bucket.get_blob("doc") is None
+    with pytest.raises(exceptions.NotFound):
+        get_operation(client, "projects/_/buckets/soft-bucket/operations/nope")
 
 
 def test_bulk_restore_default_duration_is_one_emulated_second() -> None:
@@ -646,7 +683,7 @@ def test_bulk_restore_default_duration_is_one_emulated_second() -> None:
         running.emulator.clock.advance(0.1)
         done = get_operation(client, op["name"])
         assert done["done"] is True
-        assert done["metadata"]["successCount"] == "1"
+        assert done["metadata"]["succeededCount"] == "1"
         assert bucket.get_blob("doc.txt") is not None
 
 
@@ -661,11 +698,15 @@ def test_bulk_restore_cancel(
     emu.emulator.clock.advance(10)
     cancelled = get_operation(client, op["name"])
     assert cancelled["done"] is True
-    assert cancelled["error"]["code"] == 1
+    assert cancelled["error"] == {
+        "code": 1, "message": "The long-running operation has been cancelled by the user."
+    }
+    assert cancelled["metadata"]["commonMetadata"]["requestedCancellation"] is True
     assert "response" not in cancelled
     assert bucket.get_blob("doc.txt") is None
     again = client._http.post(f"{emu.url}/storage/v1/b/soft-bucket/operations/{op_id}/cancel")
-    assert again.status_code == 400
+    assert again.status_code == 412
+    assert again.json()["error"]["errors"][0]["reason"] == "conditionNotMet"
 
 
 def test_bulk_restore_counts_retention_failures(
@@ -677,7 +718,7 @@ def test_bulk_restore_counts_retention_failures(
     op = bulk_restore(client, "soft-bucket")
     emu.emulator.clock.advance(60)
     done = get_operation(client, op["name"])
-    assert (done["metadata"]["successCount"], done["metadata"]["failedCount"]) == ("0", "1")
+    assert (done["metadata"]["succeededCount"], done["metadata"]["failedCount"]) == ("0", "1")
     assert bucket.get_blob("young") is None
 
 

@@ -12,7 +12,10 @@ from typing import Any
 import functions_framework
 import pytest
 
+from emulators._http import serve
+from emulators.cloudtasks import CloudTasksEmulator
 from emulators.cos import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
+from tests.cloudtasks.conftest import QUEUE, Tasks
 from tests.conftest import GCS_BUCKET
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +33,11 @@ _SETTINGS_VARS = (
     "RESTORE_RETRY_BASE_SECONDS", "RESTORE_RETRY_MAX_SECONDS", "RESTORE_EVENT_SINK",
     "RESTORE_EVENT_HTTP_URL", "RESTORE_EVENT_HTTP_SECRET", "RESTORE_EVENT_HTTP_ATTEMPTS",
     "RESTORE_WEBHOOK_AUTH", "RESTORE_WEBHOOK_SECRETS", "RESTORE_WEBHOOK_TOLERANCE_SECONDS",
-    "ENTRY_POINT",
+    "ENTRY_POINT", "RESTORE_LEDGER", "RESTORE_EVENT_FILE", "RESTORE_RECHECK_SCHEDULER",
+    "RESTORE_RECHECK_CLOUDTASKS_QUEUE", "RESTORE_RECHECK_URL", "RESTORE_RECHECK_SERVICE_ACCOUNT",
+    "RESTORE_RECHECK_AUDIENCE", "RESTORE_RECHECK_CLOUDTASKS_ATTEMPTS", "CLOUD_TASKS_EMULATOR_HOST",
+    "RESTORE_RECHECK_MARGIN", "RESTORE_RECHECK_MAX_DELAY_SECONDS", "RESTORE_EMULATED_CLOCK_EPOCH",
+    "RESTORE_EMULATED_CLOCK_FACTOR",
 )
 
 
@@ -110,3 +117,38 @@ def soft_delete(gcs_emulator, name: str, data: bytes = b"bytes") -> int:
     generation = gcs_emulator.emulator.put_object(GCS_BUCKET, name, data)
     gcs_emulator.emulator.delete_object(GCS_BUCKET, name)
     return int(generation)
+
+
+# -- delayed re-checks (restore_recheck, Cloud Tasks) -------------------------------------------
+RECHECK_INVOKER = "recheck-invoker@test-project.iam.gserviceaccount.com"
+
+
+@pytest.fixture
+def cloud_tasks() -> Iterator[Tasks]:
+    """The Cloud Tasks emulator with its clock standing still (tests advance it)."""
+    with CloudTasksEmulator([QUEUE], clock_factor=0.0) as emulator, serve(emulator) as running:
+        yield Tasks(running)
+
+
+def recheck_env_for(tasks_url: str, target_url: str) -> dict[str, str]:
+    """Re-checks scheduled on the Cloud Tasks emulator, calling ``target_url``."""
+    return {
+        "RESTORE_RECHECK_SCHEDULER": "cloudtasks",
+        "RESTORE_RECHECK_CLOUDTASKS_QUEUE": QUEUE,
+        "RESTORE_RECHECK_URL": target_url,
+        "RESTORE_RECHECK_SERVICE_ACCOUNT": RECHECK_INVOKER,
+        "CLOUD_TASKS_EMULATOR_HOST": tasks_url,
+    }
+
+
+@pytest.fixture
+def recheck_env(gcp_env, monkeypatch, cloud_tasks) -> dict[str, str]:
+    env = {**gcp_env, **recheck_env_for(cloud_tasks.url, "http://127.0.0.1:9/recheck")}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def recheck_client(recheck_env) -> Iterator[Any]:
+    yield from _client("restore_recheck")

@@ -245,6 +245,15 @@ def test_delay_seconds_is_bounded_by_the_queue_retention(tdmq: Tdmq) -> None:
     assert sdk_error(send, client, "x", delay=-1, queue="short").code == "InvalidParameterValue"
 
 
+def test_delay_seconds_is_at_most_an_hour_whatever_the_retention(tdmq: Tdmq) -> None:
+    tdmq.emulator.create_queue("long", msg_retention_seconds=43200)
+    client = tdmq.client()
+    send(client, "an hour", delay=3600, queue="long")
+    error = sdk_error(send, client, "x", delay=3601, queue="long")
+    assert error.code == "InvalidParameterValue" and "0..3600" in error.message
+    assert [m["delay_seconds"] for m in tdmq.emulator.queue_messages("long")] == [3600]
+
+
 # ---------------------------------------------------------------------------- faults and limits
 
 

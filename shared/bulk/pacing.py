@@ -1,0 +1,69 @@
+"""Pacing: each worker's share of the provider's rate limit, and a pacer that keeps to it.
+
+The platform runs at most ``max_instances`` workers at once and they share nothing, so each one
+takes ``limit / max_instances``. Evenly spaced requests from N independent workers can still
+line up: any one-second window may hold one extra request per worker, so the share leaves room
+for that (``- 1``) and a small safety margin for network jitter. The result: a job never makes
+the provider throttle it, and still runs at close to the limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+SAFETY = 0.96
+
+
+def worker_rate(job_rate: float, max_instances: int) -> float:
+    """Requests per second one worker may send so that ``max_instances`` stay under the job's.
+
+    Evenly spaced requests at rate r put at most floor(r) + 1 in any one-second window; with
+    several workers those extra ones add up, hence the ``- 1`` per worker. SAFETY absorbs the
+    jitter between when a request leaves and when the provider counts it (a few percent of a
+    second on a busy machine).
+    """
+    instances = max(1, max_instances)
+    share = job_rate * SAFETY / instances
+    if instances > 1:
+        share -= 1.0
+    return max(share, job_rate * 0.5 / instances)
+
+
+class Pacer:
+    """Evenly spaced start times at ``rate`` per second, shared by a worker's threads.
+
+    ``slow_down`` halves the rate for a while after a throttling answer (503 SlowDown, 429);
+    it recovers by itself.
+    """
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, recovery_seconds: float = 5.0
+                 ) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._sleep = sleep
+        self._next = clock()
+        self._slow_until = 0.0
+        self._recovery = recovery_seconds
+        self._lock = threading.Lock()
+
+    def interval(self) -> float:
+        slowed = self._clock() < self._slow_until
+        return (2.0 if slowed else 1.0) / self.rate
+
+    def wait(self) -> None:
+        """Block until this caller's turn; turns are ``1/rate`` apart, never bunched."""
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval()
+        delay = start - now
+        if delay > 0:
+            self._sleep(delay)
+
+    def slow_down(self) -> None:
+        with self._lock:
+            self._slow_until = self._clock() + self._recovery
+            self._next = max(self._next, self._clock() + 1.0 / self.rate)

@@ -1,0 +1,174 @@
+"""One chunk: restore its objects at the worker's paced rate and write their report rows.
+
+- Requests start ``1/rate`` apart (``Pacer``) on a small thread pool, so a slow provider does
+  not lower the rate and a fast one cannot raise it.
+- A throttling answer (503 SlowDown, 429) halves the pace for a while; retryable failures get
+  another pass within the chunk, after the rest.
+- What is still retryable when the passes or the chunk's time budget run out is re-published as
+  a new chunk holding only those objects; finished objects are never sent again. If that publish
+  fails, the worker raises and the platform redelivers this chunk: its report part already
+  holds the finished rows, which the redelivery skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from shared.bulk.pacing import Pacer
+from shared.bulk.queues import ChunkQueue, QueueError
+from shared.bulk.report import JobReport, ReportRow, row_for
+from shared.bulk.schemas import BulkChunk, JobParams, ObjectRef
+from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
+from shared.schemas import CosRestoreRequest, GcsRestoreRequest
+
+logger = logging.getLogger("restorefn.bulk")
+
+PASSES = 3
+MAX_ATTEMPTS = 10  # chunk generations: leftovers of leftovers... then the object fails for good
+THROTTLED = (429, 503)
+
+
+class ChunkRedelivery(RuntimeError):
+    """Leftovers could not be re-published: redeliver this chunk (its done rows are kept)."""
+
+
+@dataclass
+class ChunkResult:
+    chunk_id: str
+    rows: list[ReportRow] = field(default_factory=list)
+    leftovers: list[ObjectRef] = field(default_factory=list)
+    leftover_chunk: str | None = None
+    throttled: int = 0
+    chunk_done: bool = False
+
+
+def identity(item: ObjectRef | ReportRow) -> tuple[str, str | None, int | None]:
+    return item.key, item.version_id, item.generation
+
+
+def request_for(
+    job: JobParams, item: ObjectRef, index: str
+) -> CosRestoreRequest | GcsRestoreRequest:
+    """The single-object request the adapters take (validates the key like any request)."""
+    request_id = f"{job.job_id}/{index}"
+    if job.provider == "cos":
+        return CosRestoreRequest(
+            request_id=request_id, bucket=job.bucket, region=job.region or "", key=item.key,
+            days=job.days or 1, tier=job.tier, version_id=item.version_id,
+        )
+    return GcsRestoreRequest(
+        request_id=request_id, bucket=job.bucket, object=item.key, generation=item.generation,
+        copy_source_acl=job.copy_source_acl, allow_overwrite=job.allow_overwrite,
+    )
+
+
+class ChunkWorker:
+    """Runs chunks for one service (its adapters, settings and report stores)."""
+
+    def __init__(self, adapter: Any, report_for: Callable[[JobParams], JobReport], *,
+                 threads: int, budget_seconds: float, queue: ChunkQueue | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._adapter = adapter
+        self._report_for = report_for
+        self._threads = threads
+        self._budget = budget_seconds
+        self._queue = queue
+        self._clock = clock
+
+    def run(self, chunk: BulkChunk) -> ChunkResult:
+        job = chunk.job
+        report = self._report_for(job)
+        result = ChunkResult(chunk.chunk_id)
+        # A redelivery of this chunk: keep what its earlier delivery finished.
+        result.rows = report.read_part(chunk.chunk_id)
+        finished = {identity(row) for row in result.rows}
+        todo = [item for item in chunk.items if identity(item) not in finished]
+
+        deadline = self._clock() + self._budget
+        pacer = Pacer(chunk.rate)
+        with ThreadPoolExecutor(max_workers=self._threads,
+                                thread_name_prefix="bulk-restore") as pool:
+            for attempt in range(PASSES):
+                if not todo:
+                    break
+                todo = self._pass(job, chunk, todo, attempt, pacer, pool, deadline, result)
+        result.leftovers = todo
+        report.write_part(chunk.chunk_id, result.rows)
+        if todo:
+            self._republish(chunk, todo, result)
+        else:
+            report.mark_done(chunk.root_id)
+            result.chunk_done = True
+        return result
+
+    def _pass(self, job: JobParams, chunk: BulkChunk, todo: list[ObjectRef], attempt: int,
+              pacer: Pacer, pool: ThreadPoolExecutor, deadline: float,
+              result: ChunkResult) -> list[ObjectRef]:
+        """One pass over ``todo``; returns what must be tried again."""
+        retry: list[ObjectRef] = []
+        pending: list[tuple[ObjectRef, Future[Outcome]]] = []
+        for position, item in enumerate(todo):
+            if self._clock() >= deadline:
+                retry.extend(todo[position:])
+                break
+            pacer.wait()
+            index = f"{chunk.chunk_id}/{position}/{attempt}"
+            pending.append((item, pool.submit(self._restore_one, job, item, index)))
+        for item, future in pending:
+            outcome = future.result()
+            error = outcome.error
+            if error is not None and error.http_status in THROTTLED:
+                result.throttled += 1
+                pacer.slow_down()
+            if outcome.retryable:
+                retry.append(item)
+            else:
+                result.rows.append(row_for(job, item, outcome))
+        return retry
+
+    def _restore_one(self, job: JobParams, item: ObjectRef, index: str) -> Outcome:
+        try:
+            request = request_for(job, item, index)
+        except ValidationError as exc:
+            reason = "; ".join(str(e["msg"]) for e in exc.errors(include_input=False))
+            return Outcome(
+                request_id=f"{job.job_id}/{index}", status=OutcomeStatus.REJECTED,
+                provider=job.provider, bucket=job.bucket, key=item.key,
+                error=ErrorInfo(code=ErrorCode.VALIDATION_FAILED, message=reason),
+            )
+        try:
+            if isinstance(request, CosRestoreRequest) and item.storage_class:
+                outcome: Outcome = self._adapter.restore_listed(request, item.storage_class)
+            else:
+                outcome = self._adapter.restore(request)
+        except Exception as exc:  # a bug must not lose the object: retry it, then fail it
+            logger.error("bulk restore raised %s", type(exc).__name__)
+            return Outcome(
+                request_id=request.request_id, status=OutcomeStatus.FAILED,
+                provider=job.provider, bucket=job.bucket, key=item.key,
+                error=ErrorInfo(code=ErrorCode.PROVIDER_ERROR, retryable=True,
+                                message=f"unexpected {type(exc).__name__}"),
+            )
+        return outcome
+
+    def _republish(self, chunk: BulkChunk, todo: list[ObjectRef], result: ChunkResult) -> None:
+        if chunk.attempt >= MAX_ATTEMPTS or self._queue is None:
+            raise ChunkRedelivery(
+                f"{len(todo)} objects of chunk {chunk.chunk_id} are still retryable"
+            )
+        leftover = chunk.model_copy(update={
+            "chunk_id": f"{chunk.root_id}.r{chunk.attempt + 1}", "attempt": chunk.attempt + 1,
+            "items": todo,
+        })
+        try:
+            self._queue.send(leftover)
+        except QueueError as exc:
+            raise ChunkRedelivery(str(exc)) from None
+        result.leftover_chunk = leftover.chunk_id

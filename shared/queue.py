@@ -26,10 +26,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.bulk.schemas import is_bulk_chunk, is_bulk_job
+from shared.bulk.kinds import is_bulk_chunk, is_bulk_job, is_bulk_poll
 from shared.ledger import StoreError
 from shared.outcome import Outcome
 from shared.recheck import is_recheck
+from shared.schedulers.base import ScheduleError
 from shared.service import RestoreService, rejected_for_validation
 from shared.sinks import SinkError
 from shared.validation import FieldProblem, RequestValidationError, split_batch
@@ -103,7 +104,7 @@ def process_message(
         )
         _publish(service, rejection, result)
         return result
-    if is_bulk_job(payload) or is_bulk_chunk(payload):
+    if is_bulk_job(payload) or is_bulk_chunk(payload) or is_bulk_poll(payload):
         return _process_bulk(service, payload, result)
     if is_recheck(payload):  # a delayed re-check this package scheduled (shared.recheck)
         checked = service.recheck(payload)
@@ -129,6 +130,8 @@ def _process_bulk(service: RestoreService, payload: Any, result: QueueResult) ->
     try:
         if is_bulk_job(payload):
             result.bulk = bulk.submit(payload).model_dump(mode="json")
+        elif is_bulk_poll(payload):  # a delayed look at a GCS bulkRestore operation
+            result.bulk = bulk.handle_poll(payload).model_dump(mode="json")
         else:
             chunk = bulk.work(payload)
             result.bulk = {"chunk_id": chunk.chunk_id, "rows": len(chunk.rows),
@@ -138,7 +141,7 @@ def _process_bulk(service: RestoreService, payload: Any, result: QueueResult) ->
     except BulkRefused as exc:
         _publish(service, envelope_rejection(str(exc), loc=["bucket"], type_="bulk_refused"),
                  result)
-    except (ChunkRedelivery, StoreError, SinkError) as exc:
+    except (ChunkRedelivery, StoreError, SinkError, ScheduleError) as exc:
         logger.error("bulk message not finished (%s); it will be redelivered",
                      type(exc).__name__)
         result.retry = True

@@ -45,6 +45,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shared import auth, task_auth
+from shared.bulk.kinds import is_bulk_poll
 from shared.events import event_id
 from shared.recheck import RecheckMessage
 from shared.service import RestoreService
@@ -108,6 +109,8 @@ class RecheckHandler:
             payload = json.loads(request.body)
         except (ValueError, UnicodeDecodeError):
             return error_answer(400, "invalid_json", "body is not valid JSON")
+        if is_bulk_poll(payload):  # a GCS bulkRestore operation's delayed poll (shared.bulk)
+            return self._poll(payload)
         try:
             message = RecheckMessage.model_validate(payload)
         except ValidationError as exc:
@@ -140,6 +143,22 @@ class RecheckHandler:
             "tasks) or RESTORE_WEBHOOK_AUTH=iam when the platform authenticates callers",
             retry_after=RETRY_AFTER_SECONDS,
         )
+
+    def _poll(self, payload: Any) -> HttpAnswer:
+        from shared.bulk.service import bulk_for
+
+        try:
+            progress = bulk_for(self._service).handle_poll(payload)
+        except ValidationError as exc:
+            problem = RequestValidationError(problems_from(exc),
+                                             message="the body is not an operation poll")
+            return HttpAnswer(422, {"error": problem.to_dict()})
+        except Exception as exc:  # provider, report store, scheduler: deliver it again
+            return error_answer(503, "retry_later",
+                                f"the operation poll could not finish ({type(exc).__name__})",
+                                retry_after=RETRY_AFTER_SECONDS)
+        return HttpAnswer(200, {"result": "polled",
+                                "progress": progress.model_dump(mode="json")})
 
     def _run(self, message: RecheckMessage) -> HttpAnswer:
         result = self._service.recheck(message)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import auth
-from shared.bulk.schemas import is_bulk_job
+from shared.bulk.kinds import is_bulk_job
 from shared.events import event_id
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.service import RestoreService

@@ -51,6 +51,7 @@ from shared.bulk.selection import GLOB_SPECIALS, literal_prefix
 from shared.ledger import DuplicateInFlight, StoreError
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers.base import code_for_status, is_retryable_status
+from shared.schedulers.base import ScheduleError
 from shared.validation import FieldProblem, RequestValidationError
 
 if TYPE_CHECKING:
@@ -217,6 +218,12 @@ def start(bulk: BulkService, job: BulkJob, body: dict[str, Any]) -> ServerSidePl
         record = {"job": params.model_dump(mode="json"), "operation": operation["name"],
                   "request": body, "started_at": datetime.now(timezone.utc).isoformat()}
         report.store.put(_report_key(report, OPERATION_FILE), json.dumps(record).encode())
+        # Nobody has to ask for the job's end: a delayed poll publishes it (when a re-check
+        # transport is configured; otherwise the status route and the CLI poll).
+        try:
+            bulk.schedule_poll(params, 1)
+        except ScheduleError as exc:  # the operation runs anyway; status and the CLI poll it
+            logger.warning("bulk job %s: operation poll not scheduled (%s)", job.job_id, exc)
 
     operation: str | None = None
     try:

@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from shared.bulk.schemas import CHUNK_KIND, BulkChunk
+from shared.bulk.kinds import CHUNK_KIND
+from shared.bulk.schemas import BulkChunk
 
 logger = logging.getLogger("restorefn.bulk")
 

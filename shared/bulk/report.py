@@ -111,6 +111,16 @@ class JobReport:
             return []
         return [ReportRow.model_validate_json(line) for line in raw.splitlines() if line.strip()]
 
+    def root_rows(self, root_id: str) -> Iterator[ReportRow]:
+        """The rows of a planner chunk and of all its leftover chunks (``c000007``,
+        ``c000007.r2``...): what a resumed or redelivered chunk must not redo."""
+        for key in self.store.keys(self._key(f"parts/{root_id}")):
+            if key.rsplit("/", 1)[-1].split(".", 1)[0] != root_id:
+                continue
+            for line in (self.store.get(key) or b"").splitlines():
+                if line.strip():
+                    yield ReportRow.model_validate_json(line)
+
     def write_part(self, chunk_id: str, rows: list[ReportRow]) -> None:
         body = "".join(row.model_dump_json() + "\n" for row in rows).encode()
         self.store.put(self._key(f"parts/{chunk_id}.jsonl"), body, "application/x-ndjson")

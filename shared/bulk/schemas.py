@@ -26,8 +26,6 @@ from pydantic import (
 from shared import names
 from shared.schemas import _check_context, _check_request_id
 
-JOB_KIND = "restorefn.bulk.v1"
-CHUNK_KIND = "restorefn.bulk.chunk.v1"
 MAX_INLINE_OBJECTS = 10_000
 MAX_GLOBS = 50
 DEFAULT_CHUNK_SIZE = 500
@@ -257,9 +255,16 @@ class BulkChunk(_Frozen):
         return self.chunk_id.split(".", 1)[0]
 
 
-def is_bulk_job(payload: Any) -> bool:
-    return isinstance(payload, dict) and payload.get("kind") == JOB_KIND
+class OperationPoll(_Frozen):
+    """A delayed look at a GCS bulkRestore operation, sent through the re-check transport
+    (Cloud Tasks, TDMQ delayed messages) until the operation is done."""
+
+    kind: Literal["restorefn.bulk.poll.v1"] = "restorefn.bulk.poll.v1"
+    job: JobParams
+    poll: int = Field(default=1, ge=1, le=1000)
 
 
-def is_bulk_chunk(payload: Any) -> bool:
-    return isinstance(payload, dict) and payload.get("kind") == CHUNK_KIND
+
+
+
+

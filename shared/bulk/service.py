@@ -19,7 +19,7 @@ from shared.bulk.gcs_server_side import OperationProgress, ServerSidePlan
 from shared.bulk.planner import PlanSummary, plan
 from shared.bulk.queues import ChunkQueue, PubSubChunkQueue, TdmqChunkQueue
 from shared.bulk.report import JobReport, Progress, job_event
-from shared.bulk.schemas import BulkChunk, BulkJob, JobParams, ObjectRef
+from shared.bulk.schemas import BulkChunk, BulkJob, JobParams, ObjectRef, OperationPoll
 from shared.bulk.selection import (
     cos_listing,
     cos_object_chunks,
@@ -37,6 +37,12 @@ from shared.service import RestoreService
 from shared.validation import FieldProblem, RequestValidationError, problems_from
 
 logger = logging.getLogger("restorefn.bulk")
+
+
+# Operation polls: the first after a minute, then growing, never more than an hour apart.
+POLL_FIRST_SECONDS = 60.0
+POLL_GROWTH = 1.5
+POLL_MAX_SECONDS = 3600.0
 
 
 class BulkRefused(RuntimeError):
@@ -200,6 +206,30 @@ class BulkService:
         job = payload if isinstance(payload, JobParams) else _job_ref(payload)
         self._check_buckets(job)
         return gcs_server_side.poll(self, job)
+
+    # -- GCS operations: polled through the re-check transport ---------------------------------
+    def schedule_poll(self, job: JobParams, poll: int) -> bool:
+        """Have the operation looked at again later; False when no transport is configured (the
+        status route and the CLI still poll). Raises ScheduleError when the transport fails."""
+        scheduler = self.service.scheduler
+        if scheduler is None:
+            return False
+        delay = min(POLL_FIRST_SECONDS * POLL_GROWTH ** (poll - 1),
+                    self.settings.recheck_max_delay_seconds or POLL_MAX_SECONDS,
+                    POLL_MAX_SECONDS)
+        message = OperationPoll(job=job, poll=poll)
+        scheduler.schedule(message.model_dump_json().encode(), delay,
+                           dedup_key=f"bulk-poll-{job.job_id}-{poll}")
+        return True
+
+    def handle_poll(self, payload: Any) -> OperationProgress | Progress:
+        """One delayed look: publish the job's end once it is done, else schedule the next."""
+        message = payload if isinstance(payload, OperationPoll) else OperationPoll.model_validate(
+            payload)
+        progress = self.progress(message.job)
+        if progress.state in ("running", "unknown", "planning"):
+            self.schedule_poll(message.job, message.poll + 1)
+        return progress
 
     def finish_if_done(self, job: JobParams, report: JobReport) -> bool:
         """When every chunk is done: assemble the report and publish job-completed, once."""

@@ -86,9 +86,10 @@ class ChunkWorker:
         job = chunk.job
         report = self._report_for(job)
         result = ChunkResult(chunk.chunk_id)
-        # A redelivery of this chunk: keep what its earlier delivery finished.
+        # A redelivery of this chunk: keep what its earlier delivery finished. A resumed job
+        # (the planner's chunk sent again) also skips what its leftover chunks finished.
         result.rows = report.read_part(chunk.chunk_id)
-        finished = {identity(row) for row in result.rows}
+        finished = {identity(row) for row in report.root_rows(chunk.root_id)}
         todo = [item for item in chunk.items if identity(item) not in finished]
 
         deadline = self._clock() + self._budget

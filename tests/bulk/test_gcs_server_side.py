@@ -311,3 +311,46 @@ def test_a_dry_run_lists_and_counts_and_starts_nothing(
     assert (summary.dry_run, summary.objects, summary.operation) == (True, 2, None)
     assert summary.request == {"allowOverwrite": False, "matchGlobs": ["d/**"]}
     assert emulator.operations(GCS_BUCKET) == [] and job_events(sink) == []
+
+
+# -- polled by itself: the re-check transport brings the operation back ----------------------------
+class DelayQueue:
+    """The re-check transport's contract (RecheckScheduler) kept in memory: what was scheduled,
+    with which delay, to be delivered by the test when it chooses."""
+
+    def __init__(self) -> None:
+        self.scheduled: list[tuple[bytes, float, str | None]] = []
+
+    def schedule(self, body: bytes, delay_seconds: float, *, dedup_key: str | None = None
+                 ) -> None:
+        self.scheduled.append((body, delay_seconds, dedup_key))
+
+
+def test_the_operation_is_polled_through_the_recheck_transport_until_done(
+        bulk_gcs_emulator: RunningEmulator, gcs_bulk: Any, sink: CollectingSink) -> None:
+    emulator = bulk_gcs_emulator.emulator
+    soft_deleted(emulator, "polled/a")
+    soft_deleted(emulator, "polled/b")
+    harness = gcs_bulk()
+    transport = DelayQueue()
+    harness.service.scheduler = transport
+    plan = harness.bulk.submit(gcs_job(job_id="job-polled", selection={"prefix": "polled/"}))
+    assert isinstance(plan, ServerSidePlan) and plan.operation
+
+    # First look a minute later; the operation is still running, so the next is scheduled.
+    body, delay, key = transport.scheduled[0]
+    assert delay == 60.0 and key == "bulk-poll-job-polled-1"
+    assert json.loads(body)["kind"] == "restorefn.bulk.poll.v1"
+    early = process_message(harness.service, body)
+    assert not early.retry and early.bulk is not None and early.bulk["state"] == "running"
+    assert len(transport.scheduled) == 2 and transport.scheduled[1][1] == 90.0
+    assert job_events(sink) == []
+
+    emulator.clock.advance(MINUTE)
+    done = process_message(harness.service, transport.scheduled[1][0])
+    assert done.bulk is not None and done.bulk["state"] == "completed"
+    assert len(transport.scheduled) == 2  # done: nothing more to look at
+    again = process_message(harness.service, transport.scheduled[1][0])  # a duplicate delivery
+    assert not again.retry
+    ((phase, data),) = job_events(sink)
+    assert phase == "completed" and data["counts"]["completed"] == 2

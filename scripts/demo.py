@@ -18,6 +18,16 @@ events: an API Gateway POST (GCS, ``completed``), a CMQ topic message (COS, ``in
 the COS emulator's ``cos:ObjectRestore:Completed`` notification delivered to the handler when the
 emulated restore finishes (COS trigger path, ``completed`` for the request that started it).
 
+Last, a small COS bulk job (``shared.bulk``): 30 archived objects under a prefix, and two
+STANDARD ones beside them that the listing skips. The job message goes through
+``shared.queue.process_message``, the entry the queue functions run, whose planner fans it out in
+chunks of 10 onto an in-process queue drained by two worker threads (standing in for Pub/Sub and
+two function instances; each chunk goes through ``process_message`` too). The worker that
+finishes the last chunk assembles the report in a COS report bucket and publishes
+``restorefn.bulk.job.v1.completed``, which reaches the collector like every other event; the
+demo prints the plan, the job's progress and the first lines of ``report.csv`` read back from
+the emulator.
+
 Every event reaches the collector through the HTTP sink, signature checked, and is printed as it
 arrives.
 """
@@ -25,6 +35,8 @@ arrives.
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import sys
 import threading
@@ -40,13 +52,22 @@ from scripts.demo_tencent import (
     load_handler,
     wait_for_cos_trigger,
 )
-from scripts.local import LocalStack, local_stack
+from scripts.local import LocalStack, function_environment, local_stack
+from shared.bulk.queues import InProcessQueue
+from shared.bulk.schemas import JobParams
+from shared.bulk.service import BulkService, parse_job
+from shared.config import Settings
+from shared.queue import process_message
+from shared.service import RestoreService
 
 COS_BUCKET, COS_KEY = "demo-archive-1250000000", "logs/2026-11-19.tar.gz"
 GCS_BUCKET, GCS_OBJECT = "demo-restore", "reports/q3.csv"
 CLOCK_FACTOR = 30.0
 TIMEOUT_SECONDS = 45.0
 CONTEXT = {"demo": True, "ticket": "OPS-1234"}
+BULK_PREFIX, BULK_ARCHIVED, BULK_STANDARD = "exports/2026-11/", 30, 2
+BULK_JOB_ID, REPORT_BUCKET = "demo-bulk-1", "demo-reports-1250000000"  # both fit demo-*
+BULK_INSTANCES, BULK_CHUNK_SIZE = 2, 10
 
 
 class EventPrinter:
@@ -177,6 +198,94 @@ def run_tencent(stack: LocalStack, printer: EventPrinter) -> bool:
     return answer["statusCode"] == 200 and "cos:ObjectRestore:Completed" in names
 
 
+def seed_bulk(stack: LocalStack) -> tuple[list[str], list[str]]:
+    """The bulk job's objects under BULK_PREFIX: the archived keys, then the STANDARD ones."""
+    archived = [f"{BULK_PREFIX}part-{i:03d}.parquet" for i in range(BULK_ARCHIVED)]
+    standard = [f"{BULK_PREFIX}index-{i}.json" for i in range(BULK_STANDARD)]
+    for key in archived:
+        stack.cos_emulator.put_object(COS_BUCKET, key, b"archived part", "ARCHIVE")
+    for key in standard:
+        stack.cos_emulator.put_object(COS_BUCKET, key, b"{}", "STANDARD")
+    stack.cos_emulator.create_bucket(REPORT_BUCKET)
+    print(f"seeded: {len(archived)} ARCHIVE and {len(standard)} STANDARD objects under "
+          f"cos://{COS_BUCKET}/{BULK_PREFIX}; report bucket cos://{REPORT_BUCKET}")
+    return archived, standard
+
+
+def bulk_runner(stack: LocalStack) -> tuple[BulkService, InProcessQueue]:
+    """A restore service configured as the functions are (same emulators, the collector's HTTP
+    sink, the demo-* allowlist), whose chunk queue is in-process: BULK_INSTANCES worker threads,
+    each handing its chunk message to ``process_message`` as a queue function would."""
+    env = function_environment(stack.cos.url, stack.gcs.url, events_url=stack.events_url,
+                               secret=stack.secret)
+    settings = Settings.from_env({**env, "RESTORE_BULK_MAX_INSTANCES": str(BULK_INSTANCES)})
+    service = RestoreService(settings)
+
+    def deliver(data: bytes) -> None:
+        if process_message(service, data).retry:
+            raise RuntimeError("chunk not finished: redeliver")  # as the platform's queue would
+
+    queue = InProcessQueue(deliver, instances=BULK_INSTANCES)
+    bulk = BulkService(service, queue)
+    service.bulk_service = bulk  # what process_message's bulk_for() picks up
+    return bulk, queue
+
+
+def report_csv(bulk: BulkService, job: JobParams, url: str) -> list[dict[str, str]]:
+    """Read report.csv back from the report bucket (through the COS SDK, as a consumer would)."""
+    key = url.removeprefix(f"cos://{REPORT_BUCKET}/")
+    text = (bulk.store_for(job).get(key) or b"").decode()
+    lines = text.splitlines()
+    print(f"report.csv ({url}), first lines:")
+    for line in lines[:4]:
+        print(f"  {line}")
+    if len(lines) > 4:
+        print(f"  ... {len(lines) - 4} more")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def run_bulk(stack: LocalStack, printer: EventPrinter, count: int) -> bool:
+    """A COS bulk job: plan, fan-out, per-chunk workers, report, job-completed event."""
+    stack.cos_emulator.restore_notify = None  # the SCF COS trigger is not part of this step
+    archived, standard = seed_bulk(stack)
+    job = {
+        "kind": "restorefn.bulk.v1", "job_id": BULK_JOB_ID, "provider": "cos",
+        "bucket": COS_BUCKET, "region": "ap-guangzhou", "days": 1, "tier": "Expedited",
+        "selection": {"prefix": BULK_PREFIX},
+        # Well under the COS emulator's 100 restores/s, so no chunk is throttled.
+        "limits": {"chunk_size": BULK_CHUNK_SIZE, "requests_per_second": 40},
+        "report": {"bucket": REPORT_BUCKET, "prefix": "restorefn-reports"},
+        "context": CONTEXT,
+    }
+    params = parse_job(job).params()
+    bulk, queue = bulk_runner(stack)
+    try:
+        print(f"\n--- 7. bulk job: restore cos://{COS_BUCKET}/{BULK_PREFIX}* in chunks of "
+              f"{BULK_CHUNK_SIZE}, {BULK_INSTANCES} worker instances")
+        result = process_message(bulk.service, json.dumps(job).encode(),
+                                 message_id="demo-bulk-msg-1")
+        print(f"plan summary: {json.dumps(result.bulk)}")
+        queue.join()  # every chunk (and any leftover chunk) handled
+        events = printer.show_until(count)
+        progress = bulk.report_for(params).progress()  # what the status operation answers
+        print(f"progress: {progress.state}, {progress.chunks_done}/{progress.planned_chunks} "
+              f"chunks, {progress.objects_done}/{progress.planned_objects} objects "
+              f"{json.dumps(progress.counts)}, skipped {json.dumps(progress.skipped)}")
+    finally:
+        queue.close()
+    if len(events) < count or not events[count - 1]["type"].startswith("restorefn.bulk.job."):
+        return False
+    data = events[count - 1]["data"]
+    rows = report_csv(bulk, params, data["report_csv"])
+    keys = [row["key"] for row in rows]
+    print(f"report.csv: {len(rows)} rows, {len(set(keys))} distinct keys, "
+          f"{len(set(keys) & set(archived))} of them ARCHIVE, "
+          f"{len(set(keys) & set(standard))} STANDARD")
+    return (result.bulk is not None and result.bulk["objects"] == BULK_ARCHIVED
+            and data["total"] == BULK_ARCHIVED and progress.state == "completed"
+            and sorted(keys) == sorted(archived) and not queue.failures)
+
+
 def main() -> int:
     started = time.monotonic()
     logs = FunctionLogs()
@@ -213,12 +322,15 @@ def main() -> int:
                     and show_recheck(stack, logs, "demo-cos-1"))
 
         tencent_ok = run_tencent(stack, printer)
-        events = printer.show_until(6)
+        printer.show_until(6)
+        bulk_ok = run_bulk(stack, printer, 7)
+        events = printer.show_until(7)
         refused = stack.collector.refused
 
     phases = [event["type"].rsplit(".", 1)[-1] for event in events]
-    ok = (finished and tencent_ok and status == 200 and 200 <= queue_status < 300
-          and refused == 0 and phases == ["completed", "initiated", "completed"] * 2)
+    ok = (finished and tencent_ok and bulk_ok and status == 200 and 200 <= queue_status < 300
+          and refused == 0 and phases == ["completed", "initiated", "completed"] * 2
+          + ["completed"])
     elapsed = time.monotonic() - started
     print(f"\n{'OK' if ok else 'UNEXPECTED'}: {len(events)} events in {elapsed:.1f}s: "
           f"{', '.join(phases)}")

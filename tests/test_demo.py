@@ -37,7 +37,8 @@ def test_demo_restores_both_providers_and_prints_each_event():
         line.split()[2].rsplit(".", 1)[-1]
         for line in out.splitlines() if line.startswith("=== event ")
     ]
-    assert printed == ["completed", "initiated", "completed"] * 2  # Google, then Tencent SCF
+    # Google, then Tencent SCF, then the bulk job's completion
+    assert printed == ["completed", "initiated", "completed"] * 2 + ["completed"]
     assert '"restored_generation"' in out
     assert '"expiry_time"' in out
 
@@ -59,6 +60,34 @@ def test_demo_restores_both_providers_and_prints_each_event():
     assert completed["data"]["context"] == {"demo": True, "ticket": "OPS-1234"}
     assert completed["data"]["expiry_time"]
 
-    summary = re.search(r"^OK: 6 events in ([0-9.]+)s", out, re.MULTILINE)
+    # The bulk job: 30 ARCHIVE objects under the prefix planned in chunks of 10, the 2 STANDARD
+    # ones beside them skipped; the job-completed event counts every archived object once.
+    plan = json.loads(next(line for line in lines if line.startswith("plan summary: "))
+                      .removeprefix("plan summary: "))
+    assert plan["job_id"] == "demo-bulk-1"
+    assert (plan["objects"], plan["chunks"]) == (30, 3)
+    assert plan["by_storage_class"] == {"ARCHIVE": 30}
+    assert plan["skipped"] == {"not_archived": 2}
+    job = events[6]
+    assert job["type"] == "restorefn.bulk.job.v1.completed"
+    assert job["subject"] == "jobs/demo-bulk-1"
+    assert job["data"]["counts"] == {"initiated": 30}
+    assert job["data"]["total"] == 30
+    assert job["data"]["skipped"] == {"not_archived": 2}
+    assert job["data"]["context"] == {"demo": True, "ticket": "OPS-1234"}
+    report = "cos://demo-reports-1250000000/restorefn-reports/demo-bulk-1/report.csv"
+    assert job["data"]["report_csv"] == report
+    assert ("progress: completed, 3/3 chunks, 30/30 objects {\"initiated\": 30}, "
+            "skipped {\"not_archived\": 2}") in lines
+    # report.csv as read back from the report bucket: its header and first rows, then the tally
+    # of all its rows: one per archived object, none for the STANDARD ones.
+    shown = lines.index(f"report.csv ({report}), first lines:")
+    assert lines[shown + 1] == ("  provider,bucket,key,version_id,generation,status,error_code,"
+                                "http_status,message")
+    assert lines[shown + 2] == ("  cos,demo-archive-1250000000,exports/2026-11/part-000.parquet,"
+                                ",,initiated,,,")
+    assert "report.csv: 30 rows, 30 distinct keys, 30 of them ARCHIVE, 0 STANDARD" in lines
+
+    summary = re.search(r"^OK: 7 events in ([0-9.]+)s", out, re.MULTILINE)
     assert summary is not None
-    assert float(summary.group(1)) < 30  # about 6 s on a quiet machine
+    assert float(summary.group(1)) < 30  # about 8 s on a quiet machine

@@ -354,3 +354,32 @@ def test_the_operation_is_polled_through_the_recheck_transport_until_done(
     assert not again.retry
     ((phase, data),) = job_events(sink)
     assert phase == "completed" and data["counts"]["completed"] == 2
+
+
+def test_the_google_recheck_function_handler_runs_operation_polls(
+        bulk_gcs_emulator: RunningEmulator, gcs_bulk: Any, sink: CollectingSink) -> None:
+    from pydantic import SecretStr
+
+    from shared.recheck_http import RecheckHandler
+    from shared.task_auth import sign_task
+    from shared.webhook import HttpRequest
+
+    secret = SecretStr("task-secret")
+    soft_deleted(bulk_gcs_emulator.emulator, "viahttp/a")
+    harness = gcs_bulk(webhook_secrets=(secret,), webhook_auth="hmac")
+    transport = DelayQueue()
+    harness.service.scheduler = transport
+    harness.bulk.submit(gcs_job(job_id="job-http-poll", selection={"prefix": "viahttp/"}))
+    body = transport.scheduled[0][0]
+    handler = RecheckHandler(harness.service)
+
+    unsigned = handler.handle(HttpRequest(method="POST", body=body,
+                                          headers={"Content-Type": "application/json"}))
+    assert unsigned.status == 401 and job_events(sink) == []
+    bulk_gcs_emulator.emulator.clock.advance(MINUTE)
+    signed = handler.handle(HttpRequest(method="POST", body=body, headers={
+        "Content-Type": "application/json", **sign_task(secret, body)}))
+    assert signed.status == 200
+    assert signed.body["result"] == "polled"
+    assert signed.body["progress"]["state"] == "completed"
+    assert [phase for phase, _ in job_events(sink)] == ["completed"]

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 
-SAFETY = 0.96
+SAFETY = 0.95
 
 
 def worker_rate(job_rate: float, max_instances: int) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,27 +112,44 @@ class ChunkWorker:
     def _pass(self, job: JobParams, chunk: BulkChunk, todo: list[ObjectRef], attempt: int,
               pacer: Pacer, pool: ThreadPoolExecutor, deadline: float,
               result: ChunkResult) -> list[ObjectRef]:
-        """One pass over ``todo``; returns what must be tried again."""
+        """One pass over ``todo``; returns what must be tried again.
+
+        Each request waits for its turn in the thread that sends it, right before sending: a
+        turn taken when the request is queued would let requests that queued behind a slow one
+        leave together, a burst the provider's one-second window would count.
+        """
         retry: list[ObjectRef] = []
-        pending: list[tuple[ObjectRef, Future[Outcome]]] = []
-        for position, item in enumerate(todo):
-            if self._clock() >= deadline:
-                retry.extend(todo[position:])
-                break
-            pacer.wait()
-            index = f"{chunk.chunk_id}/{position}/{attempt}"
-            pending.append((item, pool.submit(self._restore_one, job, item, index)))
+        pending = [
+            (item, pool.submit(self._paced_restore, pacer, deadline, job, item,
+                               f"{chunk.chunk_id}/{position}/{attempt}"))
+            for position, item in enumerate(todo)
+        ]
         for item, future in pending:
             outcome = future.result()
+            if outcome is None:  # the chunk's time budget ran out before its turn
+                retry.append(item)
+                continue
             error = outcome.error
             if error is not None and error.http_status in THROTTLED:
                 result.throttled += 1
-                pacer.slow_down()
             if outcome.retryable:
                 retry.append(item)
             else:
                 result.rows.append(row_for(job, item, outcome))
         return retry
+
+    def _paced_restore(self, pacer: Pacer, deadline: float, job: JobParams, item: ObjectRef,
+                       index: str) -> Outcome | None:
+        if self._clock() >= deadline:
+            return None
+        pacer.wait()
+        if self._clock() >= deadline:
+            return None
+        outcome = self._restore_one(job, item, index)
+        error = outcome.error
+        if error is not None and error.http_status in THROTTLED:
+            pacer.slow_down()  # at once: the requests still waiting take the slower pace
+        return outcome
 
     def _restore_one(self, job: JobParams, item: ObjectRef, index: str) -> Outcome:
         try:

@@ -28,6 +28,19 @@ class CountingSink:
         self.types.append(event.type)
 
 
+def peak_rss_kib() -> int:
+    """This process's own high-water RSS: VmHWM belongs to the address space exec created.
+
+    ``getrusage().ru_maxrss`` would not do: Linux carries it over from the parent across fork
+    and exec, so a child started by a big parent reports the parent's peak.
+    """
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # not Linux: the best there is
+
+
 def main(argv: list[str]) -> int:
     url, instances, job = argv[0], int(argv[1]), json.loads(argv[2])
     settings = Settings(
@@ -54,7 +67,7 @@ def main(argv: list[str]) -> int:
     progress = bulk.progress({"provider": job["provider"], "bucket": job["bucket"],
                               "region": job.get("region"), "job_id": summary.job_id,
                               "report": job["report"]})
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = peak_rss_kib()
     print(json.dumps({"summary": summary.model_dump(mode="json"),
                       "progress": progress.model_dump(mode="json"),
                       "events": sink.types, "redeliveries": len(retries),

@@ -38,7 +38,6 @@ body that cannot succeed is answered, never whether a re-check runs.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,11 +51,12 @@ from shared.service import RestoreService
 from shared.validation import RequestValidationError, problems_from
 from shared.webhook import (
     JSON_HEADERS,
-    MAX_BODY_BYTES,
     RETRY_AFTER_SECONDS,
     HttpAnswer,
     HttpRequest,
     error_answer,
+    json_body,
+    too_large,
 )
 
 CLOUD_TASKS_TASK_HEADER = "X-CloudTasks-TaskName"
@@ -93,22 +93,14 @@ class RecheckHandler:
             answer = error_answer(405, "method_not_allowed", "POST a re-check task (JSON)")
             answer.headers["Allow"] = "POST"
             return answer
-        if len(request.body) > MAX_BODY_BYTES:
-            return error_answer(
-                413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes"
-            )
+        if (oversized := too_large(request)) is not None:
+            return oversized
         refused = self._authenticate(request)
         if refused is not None:
             return refused
-        content_type = (_header(request.headers, "Content-Type") or "").split(";")[0].strip()
-        if content_type.lower() != "application/json":
-            return error_answer(
-                415, "unsupported_media_type", "Content-Type must be application/json"
-            )
-        try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            return error_answer(400, "invalid_json", "body is not valid JSON")
+        payload = json_body(request)
+        if isinstance(payload, HttpAnswer):
+            return payload
         if is_bulk_poll(payload):  # a GCS bulkRestore operation's delayed poll (shared.bulk)
             return self._poll(payload)
         try:

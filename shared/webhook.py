@@ -118,6 +118,24 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
+def too_large(request: HttpRequest) -> HttpAnswer | None:
+    """413 for a body over the limit: checked before authentication and parsing."""
+    if len(request.body) > MAX_BODY_BYTES:
+        return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+    return None
+
+
+def json_body(request: HttpRequest) -> Any:
+    """The parsed JSON body, or the 415 / 400 answer to give instead (an ``HttpAnswer``)."""
+    content_type = (_header(request.headers, "Content-Type") or "").split(";")[0].strip()
+    if content_type.lower() != "application/json":
+        return error_answer(415, "unsupported_media_type", "Content-Type must be application/json")
+    try:
+        return json.loads(request.body)
+    except (ValueError, UnicodeDecodeError):
+        return error_answer(400, "invalid_json", "body is not valid JSON")
+
+
 def status_for(outcome: Outcome) -> int:
     if outcome.status in _STATUS_FOR_OUTCOME:
         return _STATUS_FOR_OUTCOME[outcome.status]
@@ -234,22 +252,14 @@ class WebhookHandler:
             )
             answer.headers["Allow"] = "GET, POST" if status_route else "POST"
             return answer
-        if len(request.body) > MAX_BODY_BYTES:
-            return error_answer(
-                413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes"
-            )
+        if (oversized := too_large(request)) is not None:
+            return oversized
         refused = self._authenticate(request)
         if refused is not None:
             return refused
-        content_type = (_header(request.headers, "Content-Type") or "").split(";")[0].strip()
-        if content_type.lower() != "application/json":
-            return error_answer(
-                415, "unsupported_media_type", "Content-Type must be application/json"
-            )
-        try:
-            payload = json.loads(request.body)
-        except (ValueError, UnicodeDecodeError):
-            return error_answer(400, "invalid_json", "body is not valid JSON")
+        payload = json_body(request)
+        if isinstance(payload, HttpAnswer):
+            return payload
         if status_route:
             if is_job_query(payload):
                 return self._job_progress(payload)
@@ -267,10 +277,8 @@ class WebhookHandler:
     def _status_query(self, request: HttpRequest) -> HttpAnswer:
         """GET: the query parameters are the status query; the signature covers the (empty)
         body and the timestamp, as for a POST."""
-        if len(request.body) > MAX_BODY_BYTES:
-            return error_answer(
-                413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes"
-            )
+        if (oversized := too_large(request)) is not None:
+            return oversized
         refused = self._authenticate(request)
         if refused is not None:
             return refused

@@ -1,8 +1,10 @@
 """Webhook authentication: HMAC-SHA256 over a timestamp and the raw body.
 
 Scheme: headers ``X-Restore-Timestamp: <unix seconds>`` and
-``X-Restore-Signature: v1=<hex hmac_sha256(secret, "<timestamp>." + body)>``. The timestamp bounds
-replay to a window (default five minutes); several secrets may be configured at once so a secret
+``X-Restore-Signature: v1=<hex hmac_sha256(secret, "<timestamp>." + body)>``. A GET has no body: its
+signed bytes are the query in canonical form (``canonical_query``), so a captured status request
+cannot be re-sent with another query. The timestamp bounds replay to a window (default five
+minutes); several secrets may be configured at once so a secret
 can be rotated without downtime; comparison is constant-time. The same scheme signs what we send
 (HTTP event sink, callbacks), so a receiver can verify us with the same few lines.
 """
@@ -13,6 +15,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Iterable, Mapping
+from urllib.parse import quote
 
 from pydantic import SecretStr
 
@@ -34,6 +37,26 @@ def sign(secret: SecretStr, body: bytes, timestamp: int | None = None) -> dict[s
     """The headers that authenticate ``body``."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: f"{SCHEME}={_digest(secret, stamp, body)}"}
+
+
+def canonical_query(query: Mapping[str, str]) -> bytes:
+    """The bytes a GET's signature covers: ``key=value`` pairs sorted by key, each part
+    percent-encoded (RFC 3986 unreserved characters kept), joined with ``&``.
+
+    Sorting and re-encoding make the form independent of how a client or a gateway ordered and
+    escaped the parameters; the parsed values are what the function acts on, so they are what
+    is signed.
+    """
+    pairs = sorted((quote(str(k), safe="-_.~"), quote(str(v), safe="-_.~"))
+                   for k, v in query.items())
+    return "&".join(f"{k}={v}" for k, v in pairs).encode("ascii")
+
+
+def sign_query(
+    secret: SecretStr, query: Mapping[str, str], timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers that authenticate a GET with ``query``."""
+    return sign(secret, canonical_query(query), timestamp)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -275,11 +275,11 @@ class WebhookHandler:
         return self._batch(items)
 
     def _status_query(self, request: HttpRequest) -> HttpAnswer:
-        """GET: the query parameters are the status query; the signature covers the (empty)
-        body and the timestamp, as for a POST."""
+        """GET: the query parameters are the status query; the signature covers the timestamp
+        and the canonical query (``auth.canonical_query``) in place of a body."""
         if (oversized := too_large(request)) is not None:
             return oversized
-        refused = self._authenticate(request)
+        refused = self._authenticate(request, auth.canonical_query(request.query))
         if refused is not None:
             return refused
         if is_job_query(request.query):
@@ -336,7 +336,10 @@ class WebhookHandler:
         body["objects_done"] = progress.objects_done
         return HttpAnswer(200, body, {**JSON_HEADERS, "Cache-Control": "no-store"})
 
-    def _authenticate(self, request: HttpRequest) -> HttpAnswer | None:
+    def _authenticate(
+        self, request: HttpRequest, signed: bytes | None = None
+    ) -> HttpAnswer | None:
+        """None when the caller is authenticated; ``signed`` replaces the body (a GET's query)."""
         settings = self._service.settings
         mode = settings.webhook_auth
         if mode == "iam":
@@ -349,7 +352,8 @@ class WebhookHandler:
                 )
             try:
                 auth.verify(
-                    settings.webhook_secrets, request.headers, request.body,
+                    settings.webhook_secrets, request.headers,
+                    request.body if signed is None else signed,
                     tolerance_seconds=settings.webhook_tolerance_seconds,
                 )
             except auth.AuthenticationError as exc:

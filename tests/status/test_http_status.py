@@ -31,7 +31,7 @@ def handler(cos_emulator, gcs_emulator, sink):
 def get(handler, query, *, path="/status", sign=True, headers=None):
     sent = dict(headers or {})
     if sign:
-        sent.update(auth.sign(SECRET, b""))
+        sent.update(auth.sign_query(SECRET, query or {}))
     return handler.handle(HttpRequest("GET", sent, b"", path=path, query=query))
 
 
@@ -180,7 +180,7 @@ def test_http_request_stays_positional_for_existing_callers():
 
 # -- as Google serves it -------------------------------------------------------------------------
 def signed_get(client, path, query, *, sign=True):
-    headers = auth.sign(SECRET, b"") if sign else {}
+    headers = auth.sign_query(SECRET, query) if sign else {}
     return client.get(path, query_string=query, headers=headers)
 
 

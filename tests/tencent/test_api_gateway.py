@@ -8,6 +8,7 @@ import json
 import pytest
 
 from emulators._http import FaultPlan
+from shared import auth
 from shared.webhook import MAX_BODY_BYTES, WebhookHandler
 from tests.conftest import COS_BUCKET, COS_REGION, cos_request, gcs_request
 from tests.tencent.conftest import (
@@ -192,7 +193,9 @@ def test_get_status_route_receives_path_and_query(scf, cos_emulator, capsys):
         "provider": "cos", "bucket": COS_BUCKET, "region": COS_REGION,
         "key": ["asked.bin", "ignored.bin"],  # a repeated parameter: the first value counts
     }
-    signed(event, b"")  # a GET signs its empty body
+    # A GET signs its query in canonical form: the values the function acts on (first ones).
+    signed(event, auth.canonical_query({"provider": "cos", "bucket": COS_BUCKET,
+                                        "region": COS_REGION, "key": "asked.bin"}))
     status, body = answer_of(scf.main_handler(event, None))
     assert status == 200
     assert (body["state"], body["key"]) == ("archived", "asked.bin")

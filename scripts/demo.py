@@ -41,8 +41,11 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
+
+from pydantic import SecretStr
 
 from emulators.cloudtasks import parse_timestamp
 from scripts.demo_tencent import (
@@ -286,10 +289,15 @@ def run_bulk(stack: LocalStack, printer: EventPrinter, count: int) -> bool:
             and sorted(keys) == sorted(archived) and not queue.failures)
 
 
-def main() -> int:
+def main(
+    *, secret: SecretStr | None = None, logs: FunctionLogs | None = None,
+    before_teardown: Callable[[LocalStack], None] | None = None,
+) -> int:
+    """The demo; ``secret`` (else a random one), ``logs`` and ``before_teardown`` let a test run
+    it with known secret values, read every function log line and add calls of its own."""
     started = time.monotonic()
-    logs = FunctionLogs()
-    with local_stack(clock_factor=CLOCK_FACTOR, echo=logs) as stack:
+    logs = FunctionLogs() if logs is None else logs
+    with local_stack(clock_factor=CLOCK_FACTOR, echo=logs, secret=secret) as stack:
         print(f"COS emulator {stack.cos.url}, Cloud Tasks emulator {stack.tasks.url} (one clock, "
               f"x{CLOCK_FACTOR:g}), GCS emulator {stack.gcs.url}")
         for target, function in stack.functions.items():
@@ -326,6 +334,8 @@ def main() -> int:
         bulk_ok = run_bulk(stack, printer, 7)
         events = printer.show_until(7)
         refused = stack.collector.refused
+        if before_teardown is not None:
+            before_teardown(stack)
 
     phases = [event["type"].rsplit(".", 1)[-1] for event in events]
     ok = (finished and tencent_ok and bulk_ok and status == 200 and 200 <= queue_status < 300

@@ -116,10 +116,15 @@ def _handle_http(request: flask.Request) -> HttpAnswer:
 @functions_framework.http
 def restore_http(request: flask.Request) -> tuple[bytes, int, dict[str, str]]:
     try:
-        return _respond(_handle_http(request))
+        answer = _handle_http(request)
     except Exception as exc:  # never an HTML error page, never a leaked detail
         _log_unexpected("restore_http", exc)
-        return _respond(error_answer(500, "internal_error", "the request could not be processed"))
+        answer = error_answer(500, "internal_error", "the request could not be processed")
+    # One line per request, as main_handler logs its API Gateway answers: method, route and
+    # status only (never headers, query values or the body).
+    _log("INFO", "webhook request answered", method=request.method, path=request.path[:200],
+         status=answer.status)
+    return _respond(answer)
 
 
 # -- Pub/Sub ---------------------------------------------------------------------------------

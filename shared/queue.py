@@ -11,6 +11,9 @@ Rules, per item of a message (one request or a ``{"requests": [...]}`` batch):
 
 - a non-retryable outcome (including rejections) is published once: the message is done with it;
 - a duplicate of a request already published is answered from the ledger: nothing is redone;
+- a copy delivered while its twin is still being restored (another instance holds the request's
+  claim) gets ``duplicate_in_flight``: nothing is called or published and the message is marked
+  for retry, so the queue redelivers it and it is then answered from the ledger;
 - a retryable outcome is not published (the redelivery will produce the real outcome) and the
   message is marked for retry;
 - an event that cannot be delivered (``SinkError``) marks the message for retry.

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from pydantic import ValidationError
 
-from shared.ledger import DONE, StoreError
+from shared.ledger import DONE, DuplicateInFlight, StoreError
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.recheck import RecheckMessage, Scheduler, first_message, is_last, plan
 
@@ -98,30 +98,38 @@ def run(service: RestoreService, payload: Any) -> RecheckResult:
         logger.error("dropping a malformed re-check message")
         return result  # our own format: nothing a redelivery could fix
     now = service.now()
+    ran = f"requests/{quote(message.request_id, safe='')}/recheck-{message.check}"
     try:
         if message.not_before is not None and now < message.not_before:
             result.scheduled, result.delay_seconds = schedule(service, message, now)
             return result  # a hop of a chained delay
-        if service.ledger.recall(message.request_id, DONE) is not None:
-            result.duplicate = True  # completed already (the COS trigger, another copy)
+        if _already_ran(service, message, ran):
+            result.duplicate = True  # completed already (the COS trigger), or this check ran
             return result
-        marker = f"requests/{quote(message.request_id, safe='')}/recheck-{message.check}"
-        if not service.ledger.store.create(marker, b"{}"):
-            result.duplicate = True  # another copy of this very check ran
-            return result
-    except (StoreError, RecheckError):
-        result.retry = True
+        # Claimed while it runs (not marked ran up front): a copy arriving meanwhile comes back
+        # later, and if this copy dies mid-look its claim ages out and a redelivery does the
+        # look, instead of finding the check marked done and dropping the restore's tracking.
+        claim = service.ledger.claim(f"{ran}.claim")
+    except (DuplicateInFlight, StoreError, RecheckError):
+        result.retry = True  # in flight elsewhere, or the ledger / scheduler failed: come back
         return result
     try:
+        if _already_ran(service, message, ran):  # again, under the claim
+            result.duplicate = True
+            return result
         _look(service, message, now, result)
+        if not result.retry:
+            service.ledger.store.create(ran, b"{}")
     except (StoreError, RecheckError):
         result.retry = True
-    if result.retry:
-        try:
-            service.ledger.store.delete(marker)  # let the redelivered copy do the work
-        except StoreError:
-            logger.error("re-check marker %s not released", marker)
+    finally:
+        claim.release()
     return result
+
+
+def _already_ran(service: RestoreService, message: RecheckMessage, ran: str) -> bool:
+    return (service.ledger.recall(message.request_id, DONE) is not None
+            or service.ledger.store.get(ran) is not None)
 
 
 def _look(service: RestoreService, message: RecheckMessage, now: datetime,
@@ -146,5 +154,7 @@ def _look(service: RestoreService, message: RecheckMessage, now: datetime,
         })
         result.outcomes[-1] = outcome
     handled = service.publish_once(outcome)
-    if not handled.delivered:
+    # Lost, or another copy (the storage trigger) is publishing this phase right now: come back
+    # and find it recorded.
+    if not handled.delivered or handled.outcome.retryable:
         result.retry = True

@@ -105,7 +105,7 @@ class RestoreService:
         handled = self.handle(payload)
         if not handled.delivered:
             raise SinkError(f"event for request {handled.outcome.request_id} not delivered")
-        if not (handled.published or handled.replayed):
+        if _unpublished_rejection(handled):
             self.publish(handled.outcome)  # a validation rejection: not a ledger phase
         return handled.outcome
 
@@ -115,9 +115,13 @@ class RestoreService:
         A duplicate of a request whose phase was already published gets the recorded outcome
         back and causes neither a provider call nor an event (``replayed``). A request accepted
         earlier (a COS restore in progress) is only looked at (HEAD), never restored again.
-        Validation rejections are returned unpublished: callers decide (a webhook answers 422, a
-        queue publishes the rejection). ``delivered`` is False when the event (or its record) was
-        lost: the caller must not acknowledge the request.
+        A request seen for the first time is restored under a claim (``restoring``): a copy
+        delivered at the same time to another instance finds the claim and is answered
+        ``duplicate_in_flight`` (retryable, unpublished, no provider call), so the queue hands it
+        back once the first copy has recorded its phase. Validation rejections are returned
+        unpublished: callers decide (a webhook answers 422, a queue publishes the rejection).
+        ``delivered`` is False when the event (or its record) was lost: the caller must not
+        acknowledge the request.
         """
         request = self._admit(payload)
         if isinstance(request, Outcome):
@@ -125,13 +129,39 @@ class RestoreService:
                 return Handled(request)
             return self.publish_once(request)
         try:
-            done = self.ledger.recall(request.request_id, DONE)
-            accepted = None if done else self.ledger.recall(request.request_id, ACCEPTED)
+            done, accepted = self._recall(request.request_id)
+            fresh = done is None and accepted is None
+            claim = self.ledger.claim_request(request.request_id) if fresh else None
+        except DuplicateInFlight as exc:
+            return Handled(failure(request, ErrorCode.DUPLICATE_IN_FLIGHT, str(exc),
+                                   retryable=True, http_status=None))
         except StoreError as exc:
-            return Handled(failure(request, ErrorCode.PROVIDER_ERROR, str(exc), retryable=True,
-                                   http_status=None))
+            return Handled(_ledger_unavailable(request, exc))
+        if claim is not None:
+            try:
+                # Looked at again under the claim: a copy that recorded its phase and released
+                # the claim between our first look and our claim must not restore it again.
+                done, accepted = self._recall(request.request_id)
+                if done is None and accepted is None:
+                    adapter = self.providers.get(request.provider)
+                    outcome = self.retry.run(lambda: adapter.restore(request))
+                    return self._settle(request, outcome, publish_retryable)
+            except StoreError as exc:
+                return Handled(_ledger_unavailable(request, exc))
+            finally:
+                claim.release()
+        return self._handle_recorded(request, done, accepted, publish_retryable)
+
+    def _recall(self, request_id: str) -> tuple[Outcome | None, Outcome | None]:
+        done = self.ledger.recall(request_id, DONE)
+        return done, None if done else self.ledger.recall(request_id, ACCEPTED)
+
+    def _handle_recorded(self, request: AnyRestoreRequest, done: Outcome | None,
+                         accepted: Outcome | None, publish_retryable: bool) -> Handled:
+        """A request the ledger has seen: replayed, refused (another object), or looked at."""
         recorded = done or accepted
-        if recorded is not None and not _same_object(recorded, request):
+        assert recorded is not None
+        if not _same_object(recorded, request):
             reused = failure(
                 request, ErrorCode.CONFLICT,
                 "request_id was already used for a different object; use a new request_id",
@@ -140,13 +170,15 @@ class RestoreService:
             return self._publish_now(reused)
         if done is not None:
             return Handled(done, replayed=True)
+        assert accepted is not None
         adapter = self.providers.get(request.provider)
-        if accepted is not None:
-            outcome = self.retry.run(lambda: adapter.check(request))
-            if outcome.status is OutcomeStatus.IN_PROGRESS:
-                return self._follow_up(request, Handled(accepted, replayed=True))
-        else:
-            outcome = self.retry.run(lambda: adapter.restore(request))
+        outcome = self.retry.run(lambda: adapter.check(request))
+        if outcome.status is OutcomeStatus.IN_PROGRESS:
+            return self._follow_up(request, Handled(accepted, replayed=True))
+        return self._settle(request, outcome, publish_retryable)
+
+    def _settle(self, request: AnyRestoreRequest, outcome: Outcome,
+                publish_retryable: bool) -> Handled:
         if outcome.retryable:
             if not publish_retryable:
                 return Handled(outcome)
@@ -265,6 +297,18 @@ def _scheduler_from(settings: Settings) -> Scheduler | None:
     from shared.schedulers import scheduler_from_settings
 
     return scheduler_from_settings(settings)
+
+
+def _unpublished_rejection(handled: Handled) -> bool:
+    """A validation rejection ``handle`` left for the caller to publish (nothing else: a copy
+    told ``duplicate_in_flight`` must publish nothing, its twin is publishing right now)."""
+    error = handled.outcome.error
+    return (not (handled.published or handled.replayed) and error is not None
+            and error.code is ErrorCode.VALIDATION_FAILED)
+
+
+def _ledger_unavailable(request: AnyRestoreRequest, exc: StoreError) -> Outcome:
+    return failure(request, ErrorCode.PROVIDER_ERROR, str(exc), retryable=True, http_status=None)
 
 
 def _same_object(recorded: Outcome, request: AnyRestoreRequest) -> bool:

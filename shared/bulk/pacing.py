@@ -9,8 +9,10 @@ the provider throttle it, and still runs at close to the limit.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 SAFETY = 0.95
@@ -32,36 +34,70 @@ def worker_rate(job_rate: float, max_instances: int) -> float:
 
 
 class Pacer:
-    """Evenly spaced start times at ``rate`` per second, shared by a worker's threads.
+    """Evenly spaced start times at ``rate`` per second, shared by a worker's threads, and never
+    more than ``rate`` starts in any one-second window.
+
+    Turns are reserved ``1/rate`` apart, which gives the spacing. The window cap is what holds on
+    a starved machine: threads whose turns passed while they could not run wake together, and
+    without the cap they would all leave at once, and a provider counting arrivals over a
+    sliding second (COS's restore limit) would refuse the excess. Each start is recorded when
+    the thread really leaves, so a late wake-up waits for the window instead of bunching.
 
     ``slow_down`` halves the rate for a while after a throttling answer (503 SlowDown, 429);
     it recovers by itself.
     """
 
     def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, recovery_seconds: float = 5.0
-                 ) -> None:
+                 sleep: Callable[[float], None] = time.sleep, recovery_seconds: float = 5.0,
+                 window_seconds: float = 1.0) -> None:
         self.rate = rate
         self._clock = clock
         self._sleep = sleep
         self._next = clock()
         self._slow_until = 0.0
         self._recovery = recovery_seconds
+        self._window = window_seconds
+        self._started: deque[float] = deque()
         self._lock = threading.Lock()
 
+    def _slowed(self) -> bool:
+        return self._clock() < self._slow_until
+
     def interval(self) -> float:
-        slowed = self._clock() < self._slow_until
-        return (2.0 if slowed else 1.0) / self.rate
+        return (2.0 if self._slowed() else 1.0) / self.rate
+
+    def window_budget(self) -> int:
+        """Starts allowed in any window: the rate's share of it, at least one."""
+        rate = self.rate / 2.0 if self._slowed() else self.rate
+        return max(1, math.floor(rate * self._window))
 
     def wait(self) -> None:
-        """Block until this caller's turn; turns are ``1/rate`` apart, never bunched."""
+        """Block until this caller's turn, then until the window has room; record the start."""
+        delay = self.reserve()
+        if delay > 0:
+            self._sleep(delay)
+        self.admit()
+
+    def reserve(self) -> float:
+        """Take the next turn; how long to wait for it."""
         with self._lock:
             now = self._clock()
             start = max(now, self._next)
             self._next = start + self.interval()
-        delay = start - now
-        if delay > 0:
-            self._sleep(delay)
+        return start - now
+
+    def admit(self) -> None:
+        """Wait until the last window holds fewer than its budget of starts; record this one."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._started and self._started[0] <= now - self._window:
+                    self._started.popleft()
+                if len(self._started) < self.window_budget():
+                    self._started.append(now)
+                    return
+                free_at = self._started[0] + self._window
+            self._sleep(max(free_at - now, 0.0001))
 
     def slow_down(self) -> None:
         with self._lock:

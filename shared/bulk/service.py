@@ -11,6 +11,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
@@ -29,9 +30,9 @@ from shared.bulk.selection import (
     text_lines,
 )
 from shared.bulk.stores import CosReportStore, GcsReportStore, ReportStore
-from shared.bulk.worker import ChunkResult, ChunkWorker
+from shared.bulk.worker import ChunkInFlight, ChunkResult, ChunkWorker
 from shared.config import ConfigurationError, Settings
-from shared.ledger import DuplicateInFlight
+from shared.ledger import Claim, DuplicateInFlight
 from shared.outcome import ErrorCode, Outcome, OutcomeStatus
 from shared.service import RestoreService
 from shared.validation import FieldProblem, RequestValidationError, problems_from
@@ -179,11 +180,29 @@ class BulkService:
             self.service.providers.get(chunk.job.provider), self.report_for,
             threads=self.settings.bulk_worker_threads,
             budget_seconds=self.settings.bulk_chunk_seconds, queue=self.queue,
+            claim=self.claim_chunk,
         )
         result = worker.run(chunk)
         if result.chunk_done:
             self.finish_if_done(chunk.job, self.report_for(chunk.job))
         return result
+
+    def claim_chunk(self, chunk: BulkChunk) -> Claim:
+        """The ledger claim on a planner chunk and its leftovers, held while one of them runs.
+
+        It outlives the chunk's time budget (plus the ledger's usual claim TTL for the report
+        writes), so it never ages out under a live worker. Instances share it only through a
+        shared ledger (``RESTORE_LEDGER=gs://...``), as they share the restore claims.
+        """
+        job = chunk.job
+        key = "/".join(["bulk", job.provider, quote(job.bucket, safe=""),
+                        quote(job.job_id, safe=""), "chunks", chunk.root_id])
+        ttl = self.settings.bulk_chunk_seconds + self.settings.ledger_claim_ttl_seconds
+        try:
+            return self.service.ledger.claim(key, ttl_seconds=ttl)
+        except DuplicateInFlight:
+            raise ChunkInFlight(f"chunk {chunk.root_id} of job {job.job_id} is running in "
+                                "another delivery") from None
 
     # -- progress and completion ---------------------------------------------------------------
     def progress(self, payload: Any) -> Progress | OperationProgress:

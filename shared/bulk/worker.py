@@ -8,6 +8,10 @@
   a new chunk holding only those objects; finished objects are never sent again. If that publish
   fails, the worker raises and the platform redelivers this chunk: its report part already
   holds the finished rows, which the redelivery skips.
+- One copy of a planner chunk (or of its leftovers) runs at a time: the worker claims the root
+  chunk in the ledger first. A copy delivered while another runs (two instances handed the same
+  message) raises ``ChunkInFlight`` without a provider call, and its redelivery finds the rows
+  written. Skipping written rows alone could not do this: they are written when a chunk ends.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -37,6 +41,14 @@ THROTTLED = (429, 503)
 
 class ChunkRedelivery(RuntimeError):
     """Leftovers could not be re-published: redeliver this chunk (its done rows are kept)."""
+
+
+class ChunkInFlight(ChunkRedelivery):
+    """Another copy of this chunk (or of its root's leftovers) is running: redeliver later."""
+
+
+class ChunkClaim(Protocol):
+    def release(self) -> None: ...
 
 
 @dataclass
@@ -74,8 +86,10 @@ class ChunkWorker:
 
     def __init__(self, adapter: Any, report_for: Callable[[JobParams], JobReport], *,
                  threads: int, budget_seconds: float, queue: ChunkQueue | None,
+                 claim: Callable[[BulkChunk], ChunkClaim] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._adapter = adapter
+        self._claim = claim  # raises ChunkInFlight while another copy holds the root chunk
         self._report_for = report_for
         self._threads = threads
         self._budget = budget_seconds
@@ -86,22 +100,28 @@ class ChunkWorker:
         job = chunk.job
         report = self._report_for(job)
         result = ChunkResult(chunk.chunk_id)
-        # A redelivery of this chunk: keep what its earlier delivery finished. A resumed job
-        # (the planner's chunk sent again) also skips what its leftover chunks finished.
-        result.rows = report.read_part(chunk.chunk_id)
-        finished = {identity(row) for row in report.root_rows(chunk.root_id)}
-        todo = [item for item in chunk.items if identity(item) not in finished]
+        claim = self._claim(chunk) if self._claim is not None else None
+        try:
+            # A redelivery of this chunk: keep what its earlier delivery finished. A resumed job
+            # (the planner's chunk sent again) also skips what its leftover chunks finished.
+            result.rows = report.read_part(chunk.chunk_id)
+            finished = {identity(row) for row in report.root_rows(chunk.root_id)}
+            todo = [item for item in chunk.items if identity(item) not in finished]
 
-        deadline = self._clock() + self._budget
-        pacer = Pacer(chunk.rate)
-        with ThreadPoolExecutor(max_workers=self._threads,
-                                thread_name_prefix="bulk-restore") as pool:
-            for attempt in range(PASSES):
-                if not todo:
-                    break
-                todo = self._pass(job, chunk, todo, attempt, pacer, pool, deadline, result)
-        result.leftovers = todo
-        report.write_part(chunk.chunk_id, result.rows)
+            deadline = self._clock() + self._budget
+            pacer = Pacer(chunk.rate)
+            with ThreadPoolExecutor(max_workers=self._threads,
+                                    thread_name_prefix="bulk-restore") as pool:
+                for attempt in range(PASSES):
+                    if not todo:
+                        break
+                    todo = self._pass(job, chunk, todo, attempt, pacer, pool, deadline, result)
+            result.leftovers = todo
+            report.write_part(chunk.chunk_id, result.rows)
+        finally:
+            # Released before the leftovers are sent: the leftover chunk claims the same root.
+            if claim is not None:
+                claim.release()
         if todo:
             self._republish(chunk, todo, result)
         else:

@@ -40,7 +40,9 @@ trigger and a re-check racing each other publish one ``completed`` between them.
 event name and time), so a redelivered notification produces the same event id, and the ledger
 (``shared.ledger``) publishes it once: a redelivery after the event went out neither HEADs the
 object nor publishes again. ``days`` and ``tier`` are left out of its data: the notification
-does not say what the request asked for.
+does not say what the request asked for. Copies of a notification delivered at once to several
+instances each HEAD (a notification never restores anything); one publishes, the others find
+the phase claimed and ask for a retry, which then finds it recorded.
 """
 
 from __future__ import annotations

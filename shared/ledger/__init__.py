@@ -1,4 +1,5 @@
-"""The restore ledger: which events a request has already had, so duplicates publish nothing.
+"""The restore ledger: which events a request has already had, so duplicates publish nothing
+and restore nothing.
 
 Queues deliver at least once and callers retry webhooks. Each request (by ``request_id``) has
 two phases, ``accepted`` (initiated / in_progress) and ``done`` (completed, already_restored, a
@@ -9,9 +10,15 @@ the request gets there first:
 2. otherwise it creates a short-lived claim (create-if-absent), checks again, publishes, records
    the phase, and drops the claim;
 3. a copy that finds a fresh claim is told to come back later (``DuplicateInFlight``): the queue
-   redelivers it, by which time the phase is recorded. A claim older than the TTL (its holder
+   redelivers it, by which time the phase is recorded. A claim older than its TTL (its holder
    crashed between claiming and recording) may be taken over; the event is then published again
    with the same id, which is the at-least-once floor every consumer must handle anyway.
+
+The same claims (``Ledger.claim``) keep the *provider call* to one copy: the service claims
+``restoring`` before it restores, so two copies delivered at once to two instances send one
+restore, not two (``shared.service``); bulk chunks and re-checks claim their own work the same
+way. A stale claim is taken over by compare-and-swap, so only one of several copies finding it
+stale wins, and a holder releases only a claim that is still its own.
 
 Retryable failures are never recorded: the next attempt must really happen.
 """
@@ -21,7 +28,9 @@ from __future__ import annotations
 import json
 import logging
 import time
+import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -30,8 +39,8 @@ from shared.ledger.stores import GcsStore, LedgerStore, MemoryStore, StoreError
 from shared.outcome import Outcome, OutcomeStatus
 
 __all__ = [
-    "ACCEPTED", "DONE", "DuplicateInFlight", "Ledger", "LedgerStore", "MemoryStore", "StoreError",
-    "ledger_from_settings", "phase_of",
+    "ACCEPTED", "DONE", "Claim", "DuplicateInFlight", "Ledger", "LedgerStore", "MemoryStore",
+    "StoreError", "ledger_from_settings", "phase_of",
 ]
 
 logger = logging.getLogger("restorefn.ledger")
@@ -44,7 +53,22 @@ def phase_of(status: OutcomeStatus) -> str:
 
 
 class DuplicateInFlight(RuntimeError):
-    """Another copy of this request is publishing the same phase right now."""
+    """Another copy of this request (chunk, check) holds the claim on it right now."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim this copy holds; ``release`` drops it only while it is still this copy's."""
+
+    store: LedgerStore
+    key: str
+    stamp: bytes
+
+    def release(self) -> None:
+        try:
+            self.store.delete_if(self.key, self.stamp)
+        except StoreError:  # whatever it guarded is recorded (or not); a stale claim ages out
+            logger.warning("ledger claim %s not removed", self.key)
 
 
 class Ledger:
@@ -74,8 +98,7 @@ class Ledger:
         key = self._key(outcome.request_id, phase_of(outcome.status))
         if self.store.get(key) is not None:
             return False
-        claim = f"{key}.claim"
-        self._claim(claim)
+        claim = self.claim(f"{key}.claim")
         try:
             # Checked again under the claim: a copy that recorded the phase and dropped its claim
             # between our first look and our claim must not be published twice.
@@ -85,25 +108,42 @@ class Ledger:
             self.store.create(key, outcome.model_dump_json().encode())
             return True
         finally:
-            try:
-                self.store.delete(claim)
-            except StoreError:  # the record (if any) is written; a stale claim just ages out
-                logger.warning("ledger claim %s not removed", claim)
+            claim.release()
 
-    def _claim(self, claim: str) -> None:
-        stamp = json.dumps({"claimed_at": self._clock()}).encode()
-        if self.store.create(claim, stamp):
-            return
-        held = self.store.get(claim)
+    def claim_request(self, request_id: str) -> Claim:
+        """Claim the provider call of a request (``restoring``); raises DuplicateInFlight."""
+        return self.claim(self._key(request_id, "restoring"))
+
+    def claim(self, key: str, *, ttl_seconds: float | None = None) -> Claim:
+        """Create the claim ``key`` (create-if-absent), or take it over once it is stale.
+
+        Raises DuplicateInFlight while another copy holds it (and StoreError). The stamp names
+        its holder and its expiry, so a checker honours the holder's TTL (a chunk's is longer
+        than a request's), and a takeover is a compare-and-swap of the exact stale bytes.
+        """
+        now = self._clock()
+        ttl = self._claim_ttl if ttl_seconds is None else ttl_seconds
+        stamp = json.dumps({"claimed_at": now, "expires_at": now + ttl,
+                            "holder": uuid.uuid4().hex}).encode()
+        if self.store.create(key, stamp):
+            return Claim(self.store, key, stamp)
+        held = self.store.get(key)
+        if held is None:  # released between our create and our read
+            if self.store.create(key, stamp):
+                return Claim(self.store, key, stamp)
+        elif self._clock() >= self._expiry(held) and self.store.replace(key, held, stamp):
+            logger.warning("ledger claim %s was stale; taken over", key)
+            return Claim(self.store, key, stamp)
+        raise DuplicateInFlight("another delivery of this request is being processed")
+
+    def _expiry(self, held: bytes) -> float:
         try:
-            claimed_at = float(json.loads(held or b"{}")["claimed_at"])
+            stamp = json.loads(held)
+            if "expires_at" in stamp:
+                return float(stamp["expires_at"])
+            return float(stamp["claimed_at"]) + self._claim_ttl
         except (ValueError, KeyError, TypeError):
-            claimed_at = 0.0  # unreadable: treat as stale
-        if held is not None and self._clock() - claimed_at < self._claim_ttl:
-            raise DuplicateInFlight("another delivery of this request is being processed")
-        self.store.delete(claim)
-        if not self.store.create(claim, stamp):
-            raise DuplicateInFlight("another delivery of this request is being processed")
+            return 0.0  # unreadable: treat as stale
 
 
 def ledger_from_settings(settings: Settings, gcs_client_factory: Callable[[], object]) -> Ledger:

@@ -1,9 +1,13 @@
 """Where the ledger keeps its records: a tiny create-if-absent key/value interface.
 
-A few operations, each one request on any backend: create-if-absent is atomic (GCS
+A few operations, each one or two requests on any backend: create-if-absent is atomic (GCS
 ``ifGenerationMatch=0`` on upload, memory with a lock). Phase records are never updated in
-place, so no backend needs compare-and-swap; ``put`` only serves records that a later restore
-may supersede (which request started the restore of an object).
+place; ``put`` only serves records that a later restore may supersede (which request started
+the restore of an object). Claims (``shared.ledger.Ledger.claim``) are the one thing that
+changes hands, so they alone use the compare-and-swap pair ``replace`` / ``delete_if``: two
+copies taking over the same stale claim cannot both win, and a holder that overran its claim
+cannot drop the claim of the copy that took it over (GCS: the generation read with the bytes,
+then ``ifGenerationMatch`` on the write or delete).
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ class LedgerStore(Protocol):
 
     def put(self, key: str, value: bytes) -> None:
         """Write the record, replacing any (only for records that may be superseded)."""
+
+    def replace(self, key: str, expected: bytes, value: bytes) -> bool:
+        """Write ``value`` only if the record still holds exactly ``expected``; True if so."""
+
+    def delete_if(self, key: str, expected: bytes) -> bool:
+        """Remove the record only if it still holds exactly ``expected``; True if so."""
 
 
 class MemoryStore:
@@ -59,6 +69,20 @@ class MemoryStore:
     def put(self, key: str, value: bytes) -> None:
         with self._lock:
             self._records[key] = value
+
+    def replace(self, key: str, expected: bytes, value: bytes) -> bool:
+        with self._lock:
+            if self._records.get(key) != expected:
+                return False
+            self._records[key] = value
+            return True
+
+    def delete_if(self, key: str, expected: bytes) -> bool:
+        with self._lock:
+            if self._records.get(key) != expected:
+                return False
+            del self._records[key]
+            return True
 
     def keys(self) -> list[str]:
         with self._lock:
@@ -132,3 +156,52 @@ class GcsStore:
             return
         except (exceptions.GoogleAPIError, OSError) as exc:
             raise StoreError(f"ledger delete failed: {type(exc).__name__}") from None
+
+    def _read_versioned(self, key: str) -> tuple[Any, bytes] | None:
+        """The blob (its ``generation`` set from the download's headers) and its bytes."""
+        from google.api_core import exceptions
+
+        blob = self._get_bucket().blob(self._name(key))
+        try:
+            data: bytes = blob.download_as_bytes(timeout=self._timeout, retry=None)
+        except exceptions.NotFound:
+            return None
+        except (exceptions.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"ledger read failed: {type(exc).__name__}") from None
+        if blob.generation is None:  # cannot condition the write: refuse rather than guess
+            raise StoreError("ledger read failed: no generation on the record")
+        return blob, data
+
+    def replace(self, key: str, expected: bytes, value: bytes) -> bool:
+        from google.api_core import exceptions
+
+        found = self._read_versioned(key)
+        if found is None or found[1] != expected:
+            return False
+        blob = found[0]
+        try:
+            blob.upload_from_string(
+                value, content_type="application/json",
+                if_generation_match=int(blob.generation), timeout=self._timeout, retry=None,
+            )
+        except exceptions.PreconditionFailed:
+            return False
+        except (exceptions.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"ledger write failed: {type(exc).__name__}") from None
+        return True
+
+    def delete_if(self, key: str, expected: bytes) -> bool:
+        from google.api_core import exceptions
+
+        found = self._read_versioned(key)
+        if found is None or found[1] != expected:
+            return False
+        blob = found[0]
+        try:
+            blob.delete(if_generation_match=int(blob.generation), timeout=self._timeout,
+                        retry=None)
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            return False
+        except (exceptions.GoogleAPIError, OSError) as exc:
+            raise StoreError(f"ledger delete failed: {type(exc).__name__}") from None
+        return True

@@ -276,7 +276,8 @@ def test_google_entry_point_accepts_a_dry_run_job(google_client: Any,
     query = {"job_id": "job-google", "provider": "cos", "bucket": COS_BUCKET,
              "region": COS_REGION, "report_bucket": REPORT_BUCKET}
     cos_emulator.emulator.create_bucket(REPORT_BUCKET)
-    progress = google_client.get("/status?" + urlencode(query), headers=auth.sign_query(SECRET, query))
+    progress = google_client.get("/status?" + urlencode(query),
+                                 headers=auth.sign_query(SECRET, query))
     assert progress.status_code == 200, progress.get_json()
     assert progress.get_json()["state"] == "unknown"
     assert restore_posts(cos_emulator) == 0

@@ -52,6 +52,10 @@ class Settings(BaseModel):
 
     cos_allowed_buckets: tuple[str, ...] = ()
     gcs_allowed_buckets: tuple[str, ...] = ()
+    # Whether a GCS restore may replace a live object (allow_overwrite). Off, such requests are
+    # refused before the provider call, so a deployment without storage.objects.delete gets a
+    # clear 422 rather than the provider's 403 (deploy.sh grants delete only when this is on).
+    gcs_allow_overwrite: bool = True
     cos: CosSettings = CosSettings()
     gcs: GcsSettings = GcsSettings()
     # One provider call may take this long; the whole request (retries included) `deadline`.
@@ -175,6 +179,8 @@ class Settings(BaseModel):
         raw: dict[str, object] = {
             "cos_allowed_buckets": _csv(get("RESTORE_COS_ALLOWED_BUCKETS")),
             "gcs_allowed_buckets": _csv(get("RESTORE_GCS_ALLOWED_BUCKETS")),
+            "gcs_allow_overwrite": (get("RESTORE_GCS_ALLOW_OVERWRITE") or "1").lower()
+            in ("1", "true", "yes"),
             "cos": {
                 # SCF injects the execution role's temporary keys under TENCENTCLOUD_*.
                 "secret_id": get("COS_SECRET_ID") or get("TENCENTCLOUD_SECRETID"),

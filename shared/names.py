@@ -10,6 +10,7 @@ import re
 _COS_BUCKET = re.compile(r"^(?=[a-z0-9-]{1,50}-)[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]{5,12}$")
 _COS_REGION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _GCS_BUCKET_CHARS = re.compile(r"^[a-z0-9][a-z0-9._-]*[a-z0-9]$")
+_COS_KEY_FORBIDDEN = re.compile("[\x00\r\n\x18\x19\x1a\x1b]")
 COS_KEY_MAX_BYTES = 850
 GCS_OBJECT_MAX_BYTES = 1024
 
@@ -30,13 +31,29 @@ def check_cos_region(value: str) -> str:
     return value
 
 
+def _utf8_size(value: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no UTF-8 spelling at all
+        raise ValueError("must be valid Unicode (no unpaired surrogates)") from None
+
+
 def check_cos_key(value: str) -> str:
-    if not value or not value.strip("/"):
-        raise ValueError("must name an object, not be empty or only slashes")
-    if len(value.encode("utf-8")) > COS_KEY_MAX_BYTES:
+    """Tencent's object key rules (https://cloud.tencent.com/document/product/436/13324): any
+    UTF-8 up to 850 bytes, not starting with '/' or '\\', no CR or LF, none of the control
+    characters CAN, EM, SUB and ESC. Also refused: a last path segment of '.' or '..', which
+    HTTP clients (the COS SDK's included) collapse before sending, so the request would name
+    another resource."""
+    if not value:
+        raise ValueError("must name an object, not be empty")
+    if _utf8_size(value) > COS_KEY_MAX_BYTES:
         raise ValueError(f"must be at most {COS_KEY_MAX_BYTES} bytes of UTF-8")
-    if "\x00" in value:
-        raise ValueError("must not contain NUL")
+    if value[0] in "/\\":
+        raise ValueError("must not start with '/' or '\\' (COS keys are relative to the bucket)")
+    if _COS_KEY_FORBIDDEN.search(value):
+        raise ValueError("must not contain NUL, CR, LF or the control characters CAN, EM, SUB, ESC")
+    if value.rsplit("/", 1)[-1] in (".", ".."):
+        raise ValueError("must not end in a '.' or '..' path segment (HTTP clients collapse it)")
     return value
 
 
@@ -64,7 +81,7 @@ def check_gcs_bucket(value: str) -> str:
 
 def check_gcs_object(value: str) -> str:
     """Google's object naming rules: 1-1024 bytes of UTF-8, no CR or LF, not '.' or '..'."""
-    size = len(value.encode("utf-8"))
+    size = _utf8_size(value)
     if not 1 <= size <= GCS_OBJECT_MAX_BYTES:
         raise ValueError(f"must be 1-{GCS_OBJECT_MAX_BYTES} bytes of UTF-8 (got {size})")
     if "\r" in value or "\n" in value:

@@ -23,7 +23,6 @@ Items are independent: one failing item never stops the others.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from shared.recheck import is_recheck
 from shared.schedulers.base import ScheduleError
 from shared.service import RestoreService, rejected_for_validation
 from shared.sinks import SinkError
-from shared.validation import FieldProblem, RequestValidationError, split_batch
+from shared.validation import FieldProblem, RequestValidationError, parse_json, split_batch
 
 logger = logging.getLogger("restorefn.queue")
 
@@ -98,8 +97,10 @@ def process_message(
     result = QueueResult()
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        payload: Any = json.loads(text)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+        # parse_json, not json.loads: deep nesting (RecursionError) and NaN/Infinity are refused
+        # as invalid JSON, so such a message is rejected once instead of redelivered forever.
+        payload: Any = parse_json(text)
+    except ValueError as exc:  # UnicodeDecodeError and InvalidJson are ValueErrors too
         not_utf8 = isinstance(exc, UnicodeDecodeError)
         message = "message data is not " + ("UTF-8 text" if not_utf8 else "valid JSON")
         rejection = envelope_rejection(
@@ -148,6 +149,16 @@ def _process_bulk(service: RestoreService, payload: Any, result: QueueResult) ->
         logger.error("bulk message not finished (%s); it will be redelivered",
                      type(exc).__name__)
         result.retry = True
+    except Exception as exc:  # a provider's answer (no such bucket, access denied, throttled)
+        from shared.bulk.errors import bulk_error
+
+        error = bulk_error(exc)
+        if error is None or error.retryable:
+            logger.error("bulk message failed (%s); it will be redelivered", type(exc).__name__)
+            result.retry = True
+        else:  # a permanent refusal: one rejection, never an endless redelivery
+            _publish(service, envelope_rejection(error.message, loc=["bucket"],
+                                                 type_=error.code.value), result)
     return result
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.tiers import expected_window
 
@@ -64,6 +64,18 @@ class RecheckMessage(BaseModel):
         default=None, description="Set when a long delay is chained through shorter ones."
     )
     hops_left: int = Field(default=0, ge=0, description="Chained hops still to go after this.")
+
+    @field_validator("request")
+    @classmethod
+    def _has_request_id(cls, request: dict[str, Any]) -> dict[str, Any]:
+        """Every re-check is keyed by its request's id: one without is refused at the door."""
+        from shared.schemas import _check_request_id
+
+        request_id = request.get("request_id")
+        if not isinstance(request_id, str):
+            raise ValueError("request.request_id must be a string")
+        _check_request_id(request_id)
+        return request
 
     @property
     def request_id(self) -> str:

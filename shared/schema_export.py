@@ -1,8 +1,9 @@
 """Print (or write) the JSON Schemas of the public contract: requests in, events out, and
-the status query and its answer.
+the status query and its answer; and the webhook's OpenAPI 3.1 document (``shared.openapi``).
 
-``python -m shared.schema_export`` prints one JSON document; ``--out DIR`` writes one file per
-schema, which is how ``schemas/`` in the repository is produced and kept in sync (a test checks).
+``python -m shared.schema_export`` prints the schemas as one JSON document (``--openapi``: the
+OpenAPI document); ``--out DIR`` writes one file per schema plus ``openapi.json``, which is how
+``schemas/`` in the repository is produced and kept in sync (tests check both).
 """
 
 from __future__ import annotations
@@ -33,18 +34,37 @@ def schemas() -> dict[str, dict[str, Any]]:
     }
 
 
+OPENAPI_FILE = "openapi.json"
+
+
+def openapi() -> dict[str, Any]:
+    """The webhook's OpenAPI document (imported here: it loads the bulk models too)."""
+    from shared.openapi import document
+
+    return document()
+
+
+def render(document: dict[str, Any]) -> str:
+    """How every file in ``schemas/`` is written: stable key order, one trailing newline."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, help="directory to write <name>.schema.json files to")
+    parser.add_argument("--out", type=Path,
+                        help=f"directory to write <name>.schema.json and {OPENAPI_FILE} to")
+    parser.add_argument("--openapi", action="store_true",
+                        help="print the OpenAPI document instead of the schemas")
     args = parser.parse_args(argv)
-    documents = schemas()
     if args.out is None:
-        print(json.dumps(documents, indent=2, sort_keys=True))
+        print(render(openapi() if args.openapi else schemas()), end="")
         return 0
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, document in documents.items():
-        path = args.out / f"{name}.schema.json"
-        path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    files = {f"{name}.schema.json": document for name, document in schemas().items()}
+    files[OPENAPI_FILE] = openapi()
+    for filename, document in files.items():
+        path = args.out / filename
+        path.write_text(render(document), encoding="utf-8")
         print(path)
     return 0
 

@@ -31,6 +31,7 @@ from pydantic import (
 from shared import names
 
 MAX_CONTEXT_BYTES = 8 * 1024
+MAX_CONTEXT_DEPTH = 32
 MAX_BATCH = 100
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
 
@@ -48,8 +49,30 @@ def _check_request_id(value: str) -> str:
     return value
 
 
+def _depth(value: Any) -> int:
+    """How deeply ``value`` nests objects and arrays, counted without recursion (a hostile
+    value may nest deeper than Python's stack)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(
+            item, list) else ()
+        for child in children:
+            if isinstance(child, dict | list):
+                pending.append((child, level + 1))
+        deepest = max(deepest, level)
+    return deepest
+
+
 def _check_context(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_CONTEXT_BYTES:
+    """Small and shallow: the context travels in every event, callback and ledger record, and
+    pydantic's serializer refuses values nested a few hundred levels deep, so a context that
+    deep would validate here and then fail every publish (a redelivery loop on the queues)."""
+    if value is None:
+        return value
+    if _depth(value) > MAX_CONTEXT_DEPTH:
+        raise ValueError(f"must nest objects and arrays at most {MAX_CONTEXT_DEPTH} levels deep")
+    if len(json.dumps(value, separators=(",", ":"))) > MAX_CONTEXT_BYTES:
         raise ValueError(f"must serialise to at most {MAX_CONTEXT_BYTES} bytes of JSON")
     return value
 

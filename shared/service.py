@@ -7,7 +7,6 @@ they never talk to a provider or a sink themselves.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +30,7 @@ from shared.providers import ProviderRegistry
 from shared.providers.base import failure
 from shared.recheck import Scheduler, utcnow
 from shared.retry import RetryPolicy
-from shared.schemas import MAX_CONTEXT_BYTES, _check_request_id, _new_request_id
+from shared.schemas import _check_context, _check_request_id, _new_request_id
 from shared.sinks import EventSink, SinkError, sink_from_settings
 from shared.status import (
     ObjectStatus,
@@ -282,6 +281,9 @@ class RestoreService:
                         loc=["callback_url"], field="callback_url", reason=refused,
                         type="callback_url_refused",
                     )])
+            if (getattr(request, "allow_overwrite", False)
+                    and not self.settings.gcs_allow_overwrite):
+                raise RequestValidationError([OVERWRITE_NOT_ALLOWED])
         except RequestValidationError as exc:
             return rejected_for_validation(payload, exc)
         reason = self.allowlist.refusal(request.provider, request.bucket)
@@ -291,6 +293,12 @@ class RestoreService:
             request, ErrorCode.BUCKET_NOT_ALLOWED, reason, status=OutcomeStatus.REJECTED,
             http_status=None,
         )
+
+
+OVERWRITE_NOT_ALLOWED = FieldProblem(
+    loc=["allow_overwrite"], field="allow_overwrite", type="overwrite_not_allowed",
+    reason="this deployment does not replace live objects (RESTORE_GCS_ALLOW_OVERWRITE=0)",
+)
 
 
 def _scheduler_from(settings: Settings) -> Scheduler | None:
@@ -328,8 +336,11 @@ def rejected_for_validation(payload: Any, exc: RequestValidationError) -> Outcom
             with contextlib.suppress(ValueError):
                 request_id = _check_request_id(candidate)
         raw_context = payload.get("context")
-        if isinstance(raw_context, dict) and len(json.dumps(raw_context)) <= MAX_CONTEXT_BYTES:
-            context = raw_context
+        if isinstance(raw_context, dict):
+            # The schema's own check (depth first, then size): an over-deep context is dropped,
+            # not copied into a rejection that could not be serialised.
+            with contextlib.suppress(ValueError):
+                context = _check_context(raw_context)
     error = ErrorInfo(
         code=ErrorCode.VALIDATION_FAILED, message=exc.message, fields=exc.problems
     )

@@ -8,6 +8,7 @@ the wrong field must not travel into logs or events.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,28 @@ from shared.schemas import (
 
 AnyRestoreRequest = CosRestoreRequest | GcsRestoreRequest
 _PROVIDER_TAGS = ("cos", "gcs")
+
+
+class InvalidJson(ValueError):
+    """Text a strict JSON parser refuses; the message says why without quoting the input."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidJson(f"{name} is not JSON")
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Untrusted JSON, parsed as strictly as the other side will read it back.
+
+    Python's parser accepts ``NaN`` and ``Infinity``, which every strict parser (and our own
+    answers, echoed to a caller) would then choke on; and it raises RecursionError, not
+    ValueError, on nesting deeper than the interpreter's stack, which a 256 KiB body reaches
+    with ``[`` alone. Both are refused here as InvalidJson (a ValueError), like any bad JSON.
+    """
+    try:
+        return json.loads(data, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise InvalidJson("JSON nested too deeply") from None
 
 
 class FieldProblem(BaseModel):
@@ -50,6 +73,12 @@ class RequestValidationError(ValueError):
         }
 
 
+def field_name(loc: Sequence[str | int]) -> str:
+    """The dotted form of a location; ``(body)`` for the body itself (an empty location). A key
+    named "" is still a key: its field is "", not the body."""
+    return ".".join(str(part) for part in loc) if loc else "(body)"
+
+
 def problems_from(exc: ValidationError, prefix: Sequence[str | int] = ()) -> list[FieldProblem]:
     problems = []
     for error in exc.errors(include_url=False, include_input=False, include_context=False):
@@ -63,7 +92,7 @@ def problems_from(exc: ValidationError, prefix: Sequence[str | int] = ()) -> lis
         problems.append(
             FieldProblem(
                 loc=loc,
-                field=".".join(str(part) for part in loc) or "(body)",
+                field=field_name(loc),
                 reason=_reason(error["msg"]),
                 type=error["type"],
             )

@@ -49,7 +49,7 @@ from shared.events import event_id
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.service import RestoreService
 from shared.status import ObjectStatus
-from shared.validation import FieldProblem, RequestValidationError, split_batch
+from shared.validation import FieldProblem, RequestValidationError, parse_json, split_batch
 
 logger = logging.getLogger("restorefn.webhook")
 
@@ -118,11 +118,15 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
     return next((v for k, v in headers.items() if k.lower() == wanted), None)
 
 
+def body_too_large() -> HttpAnswer:
+    """The 413 every HTTP entry gives for a body over ``MAX_BODY_BYTES``, wherever it finds out
+    (a Content-Length, a chunked stream, an API Gateway event's body string)."""
+    return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+
+
 def too_large(request: HttpRequest) -> HttpAnswer | None:
     """413 for a body over the limit: checked before authentication and parsing."""
-    if len(request.body) > MAX_BODY_BYTES:
-        return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
-    return None
+    return body_too_large() if len(request.body) > MAX_BODY_BYTES else None
 
 
 def json_body(request: HttpRequest) -> Any:
@@ -131,8 +135,8 @@ def json_body(request: HttpRequest) -> Any:
     if content_type.lower() != "application/json":
         return error_answer(415, "unsupported_media_type", "Content-Type must be application/json")
     try:
-        return json.loads(request.body)
-    except (ValueError, UnicodeDecodeError):
+        return parse_json(request.body)
+    except ValueError:  # InvalidJson and UnicodeDecodeError are ValueErrors
         return error_answer(400, "invalid_json", "body is not valid JSON")
 
 

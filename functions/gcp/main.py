@@ -26,12 +26,20 @@ from typing import Any
 import flask
 import functions_framework
 from cloudevents.http import CloudEvent
+from werkzeug.exceptions import HTTPException
 
 from shared.config import ConfigurationError, Settings
 from shared.queue import QueueResult, process_message, reject_envelope
 from shared.recheck_http import RecheckHandler
 from shared.service import RestoreService
-from shared.webhook import MAX_BODY_BYTES, HttpAnswer, HttpRequest, WebhookHandler, error_answer
+from shared.webhook import (
+    MAX_BODY_BYTES,
+    HttpAnswer,
+    HttpRequest,
+    WebhookHandler,
+    body_too_large,
+    error_answer,
+)
 
 PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 
@@ -95,7 +103,7 @@ def _respond(answer: HttpAnswer) -> tuple[bytes, int, dict[str, str]]:
 def _handle_http(request: flask.Request) -> HttpAnswer:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+        return body_too_large()
     try:
         webhook = _get_webhook()
     except ConfigurationError as exc:
@@ -165,6 +173,8 @@ def _handle_event(service: RestoreService, cloud_event: CloudEvent) -> QueueResu
 
 @functions_framework.cloud_event
 def restore_pubsub(cloud_event: CloudEvent) -> None:
+    if flask.has_request_context():
+        flask.g.restorefn_entered = True  # see _unhandled: our failure, not the framework's
     try:
         service = get_service()
     except ConfigurationError as exc:
@@ -182,6 +192,53 @@ def restore_pubsub(cloud_event: CloudEvent) -> None:
         raise RedeliveryRequested("some requests need another attempt; redeliver the message")
 
 
+# -- what the framework refuses before an entry point runs ---------------------------------------
+_NOT_AN_EVENT = "the body is neither a CloudEvent nor a Pub/Sub push message"
+_REFUSALS = {
+    400: ("invalid_event", _NOT_AN_EVENT),
+    404: ("not_found", "no function is served at this path"),
+    405: ("method_not_allowed", "method not allowed"),
+    413: ("body_too_large", "the body is too large"),
+    415: ("unsupported_media_type",
+          "Content-Type must be application/json or application/cloudevents+json"),
+}
+
+
+@functions_framework.errorhandler(HTTPException)
+def _framework_refusal(exc: HTTPException) -> tuple[bytes, int, dict[str, str]]:
+    """A request functions-framework or Flask refused before any entry point ran: a body that
+    is neither a CloudEvent nor a Pub/Sub push message, a method or path the route does not
+    serve. Answered in our JSON error shape with the status they chose, instead of their HTML
+    page, whose description quotes the request's headers and body."""
+    status = exc.code or 400
+    code, message = _REFUSALS.get(status, ("bad_request", "the request was refused"))
+    _log("WARNING", "request refused before the function ran", status=status,
+         refusal=type(exc).__name__)
+    answer = error_answer(status, code, message)
+    answer.headers.update((name, value) for name, value in exc.get_headers() if name == "Allow")
+    return _respond(answer)
+
+
+@functions_framework.errorhandler(Exception)
+def _unhandled(exc: Exception) -> tuple[bytes, int, dict[str, str]]:
+    """An exception that reached the framework. From inside ``restore_pubsub`` it asks Pub/Sub
+    for a redelivery (a retryable failure, a missing configuration, a bug): a JSON 500, the
+    status stays what a redelivery needs. Raised before it (functions-framework failing to
+    convert a body that is no Pub/Sub message into a CloudEvent): nothing any redelivery could
+    fix, a JSON 400 like the framework's own refusals."""
+    if flask.g.get("restorefn_entered"):
+        if isinstance(exc, ConfigurationError):
+            return _respond(error_answer(500, "not_configured",
+                                         "the function is not configured; see its logs"))
+        if not isinstance(exc, RedeliveryRequested):
+            _log_unexpected("restore_pubsub", exc)
+        return _respond(error_answer(500, "redelivery_requested",
+                                     "the message was not finished; deliver it again"))
+    _log("WARNING", "request refused before the function ran", status=400,
+         refusal=type(exc).__name__)
+    return _respond(error_answer(400, "invalid_event", _NOT_AN_EVENT))
+
+
 # -- delayed re-checks (Cloud Tasks HTTP target) -------------------------------------------------
 def _get_recheck() -> RecheckHandler:
     get_service()
@@ -192,7 +249,7 @@ def _get_recheck() -> RecheckHandler:
 def _handle_recheck(request: flask.Request) -> HttpAnswer:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
-        return error_answer(413, "body_too_large", f"body must be at most {MAX_BODY_BYTES} bytes")
+        return body_too_large()
     try:
         handler = _get_recheck()
     except ConfigurationError as exc:

@@ -48,10 +48,16 @@ from shared.envelopes import (
     merge_results,
     parse_event,
 )
-from shared.envelopes.scf import Record, summarise
+from shared.envelopes.scf import BODY_TOO_LARGE, Record, summarise
 from shared.queue import QueueResult, process_message, reject_envelope
 from shared.service import RestoreService
-from shared.webhook import HttpAnswer, HttpRequest, WebhookHandler, error_answer
+from shared.webhook import (
+    HttpAnswer,
+    HttpRequest,
+    WebhookHandler,
+    body_too_large,
+    error_answer,
+)
 
 _lock = threading.Lock()
 _service: RestoreService | None = None
@@ -180,6 +186,8 @@ def _api_gateway(request: ApiGatewayRequest, invocation: str | None) -> dict[str
 
 
 def _answer(request: ApiGatewayRequest) -> HttpAnswer:
+    if request.problem is not None and request.problem.type == BODY_TOO_LARGE:
+        return body_too_large()  # as restore_http answers an oversized Content-Length
     if request.problem is not None and request.method == "POST":
         return error_answer(400, request.problem.type, request.problem.reason)
     try:

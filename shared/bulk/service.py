@@ -121,6 +121,10 @@ class BulkService:
         return min(limit, asked) if asked else limit
 
     def _check_buckets(self, job: BulkJob | JobParams) -> None:
+        if getattr(job, "allow_overwrite", False) and not self.service.settings.gcs_allow_overwrite:
+            from shared.service import OVERWRITE_NOT_ALLOWED
+
+            raise RequestValidationError([OVERWRITE_NOT_ALLOWED])
         buckets = [job.bucket]
         if job.report is not None:
             buckets.append(job.report.bucket)

@@ -28,8 +28,14 @@ from typing import Any, Literal
 
 from shared.envelopes.base import EnvelopeProblem, RecordProblem
 from shared.envelopes.cos_events import CosRestoreNotice, parse_cos_record
+from shared.webhook import MAX_BODY_BYTES
+
+# The most base64 text (whitespace aside) that can still decode to MAX_BODY_BYTES: four
+# characters for every three bytes, the last group padded.
+_MAX_BASE64_CHARS = 4 * -(-MAX_BODY_BYTES // 3)
 
 Trigger = Literal["apigw", "cmq", "ckafka", "cos", "timer", "unknown"]
+BODY_TOO_LARGE = "body_too_large"  # an ApiGatewayRequest problem answered 413, not 400
 MAX_LOGGED_KEYS = 20
 
 _RECORD_KINDS: dict[str, Literal["cmq", "ckafka", "cos"]] = {
@@ -40,7 +46,8 @@ _RECORD_KINDS: dict[str, Literal["cmq", "ckafka", "cos"]] = {
 @dataclass(frozen=True)
 class ApiGatewayRequest:
     """An API Gateway integration request: what the webhook contract needs. ``problem`` is set
-    when the body could not be decoded (the answer is then a 400)."""
+    when the body could not be decoded (the answer is then a 400) or is over the webhook's
+    limit (``BODY_TOO_LARGE``: 413, whatever the method)."""
 
     method: str
     path: str
@@ -181,8 +188,14 @@ def _query(query_string: object, parameters: object) -> dict[str, str]:
             value = ""
         if value is None or value is False:
             continue
-        query[str(name)] = str(value)
+        query[_url_text(str(name))] = _url_text(str(value))
     return query
+
+
+def _url_text(value: str) -> str:
+    """Text as a URL can carry it: a lone surrogate (no UTF-8 spelling, so nothing a client
+    could have sent) becomes U+FFFD, as werkzeug decodes undecodable bytes on Google."""
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def integration_response(status: int, headers: Mapping[str, str], body: str) -> dict[str, Any]:
@@ -197,12 +210,16 @@ def integration_response(status: int, headers: Mapping[str, str], body: str) -> 
 
 
 def _api_gateway_body(body: object, encoded: object) -> tuple[bytes, EnvelopeProblem | None]:
+    """The body's bytes, or why there are none. Size is checked first, on the string as it
+    came: an oversized body is refused without being decoded (base64) or copied (UTF-8)."""
     if body is None:
         return b"", None  # GET and friends: no body at all
     if not isinstance(body, str):
         return b"", EnvelopeProblem("body must be a string", ("body",), "body_invalid")
     if encoded is True or (isinstance(encoded, str) and encoded.lower() == "true"):
         compact = "".join(body.split())
+        if len(compact) > _MAX_BASE64_CHARS:
+            return b"", _too_large()
         try:
             return base64.b64decode(compact, validate=True), None
         except (binascii.Error, ValueError):
@@ -210,7 +227,15 @@ def _api_gateway_body(body: object, encoded: object) -> tuple[bytes, EnvelopePro
                 "body is marked isBase64Encoded but is not valid base64", ("body",),
                 "base64_invalid",
             )
-    return body.encode("utf-8", "surrogatepass"), None
+    if len(body) > MAX_BODY_BYTES:  # every character is at least one byte
+        return b"", _too_large()
+    raw = body.encode("utf-8", "surrogatepass")
+    return (b"", _too_large()) if len(raw) > MAX_BODY_BYTES else (raw, None)
+
+
+def _too_large() -> EnvelopeProblem:
+    return EnvelopeProblem(f"body must be at most {MAX_BODY_BYTES} bytes", ("body",),
+                           BODY_TOO_LARGE)
 
 
 def _parse_timer(event: Mapping[str, Any], keys: tuple[str, ...]) -> TimerMessage | InvalidEvent:

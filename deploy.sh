@@ -1,40 +1,71 @@
 #!/usr/bin/env bash
 # Deploy restorefn.
 #
-#   ./deploy.sh gcp [--dry-run] [--project P] [--region R]
-#   ./deploy.sh scf [--dry-run] [--build-only] [--stage S] [--region R]
+#   ./deploy.sh gcp [--dry-run] [--project P] [--region R] [--print-cam-policy]
+#   ./deploy.sh scf [--dry-run] [--build-only] [--print-policy] [--stage S] [--region R]
 #
 # gcp: builds a self-contained source directory (functions/gcp/main.py as main.py, the `shared`
 # package, requirements.txt pinned to the versions installed in the venv), creates the request
 # and completion-event Pub/Sub topics and the re-check Cloud Tasks queue when they are missing,
-# and deploys three Cloud Functions (gen2): `restore-recheck` (HTTP target of the delayed
-# re-check tasks, IAM-protected), `restore-http` (HTTP webhook, IAM-protected) and
-# `restore-pubsub` (triggered by the request topic, with --retry). The two functions that start
-# COS restores, and restore-recheck itself, schedule re-checks on the queue
-# (RESTORE_RECHECK_SCHEDULER=cloudtasks); the tasks carry an OIDC token of the invoker account,
-# which gets the invoker role on restore-recheck, and the functions' runtime account gets
-# roles/cloudtasks.enqueuer on the queue. Re-running is safe: topics and the queue are described
-# before being created, IAM bindings are added idempotently, and `gcloud functions deploy`
-# updates an existing function.
+# grants each function's runtime account exactly what its code calls (below), and deploys three
+# Cloud Functions (gen2): `restore-recheck` (HTTP target of the delayed re-check tasks,
+# IAM-protected), `restore-http` (HTTP webhook, IAM-protected) and `restore-pubsub` (triggered
+# by the request topic, with --retry). The two functions that start COS restores, and
+# restore-recheck itself, schedule re-checks on the queue (RESTORE_RECHECK_SCHEDULER=cloudtasks);
+# the tasks carry an OIDC token of the invoker account, which gets the invoker role on
+# restore-recheck. Re-running is safe: topics, the queue and the custom roles are described
+# before being created (an existing role is updated to exactly its permissions), IAM bindings
+# are added idempotently, and `gcloud functions deploy` updates an existing function.
+#
+# Permissions (deploy/permissions.py computes them; README "Permissions" lists them): project
+# custom roles restorefnGcs* bound on the allowed GCS buckets only (an exact name on the bucket
+# itself, a "prefix*" pattern as a project binding with an IAM condition on the bucket name;
+# any other glob is refused), roles/pubsub.publisher on the event topic (and on the request
+# topic for bulk chunks), roles/cloudtasks.enqueuer on the queue, roles/iam.serviceAccountUser
+# on the invoker account, roles/secretmanager.secretAccessor on each secret mounted, the
+# invoker role on restore-recheck for the invoker and on restore-pubsub for the trigger
+# account. Custom roles are project roles: the buckets must be in the same project.
+# --print-cam-policy prints the Tencent CAM policy the COS sub-account (COS_SECRET_ID) needs and
+# deploys nothing.
 #
 # --dry-run builds the source directory (local files only) and prints every gcloud command,
-# one per line prefixed "+ ", without running any. The topic and queue `create` lines are what
-# would run when the matching `describe` fails. A real run prints the same lines as it runs them.
+# one per line prefixed "+ ", without running any. The topic, queue and role `create` lines are
+# what would run when the matching `describe` fails. A real run prints the same lines as it runs
+# them.
 #
 # Environment (defaults in brackets):
 #   RESTORE_GCP_PROJECT          project id [GOOGLE_CLOUD_PROJECT]; --project overrides
 #   RESTORE_GCP_REGION           region [us-central1]; --region overrides
 #   RESTORE_SERVICE_ACCOUNT      runtime service account [restorefn@PROJECT.iam.gserviceaccount.com]
+#   RESTORE_SERVICE_ACCOUNT_HTTP, RESTORE_SERVICE_ACCOUNT_PUBSUB, RESTORE_SERVICE_ACCOUNT_RECHECK
+#                                one function's runtime account [RESTORE_SERVICE_ACCOUNT]; with
+#                                one account for all three, it gets the union of their grants
 #   RESTORE_TRIGGER_SERVICE_ACCOUNT  identity Eventarc uses to invoke restore-pubsub
-#                                [RESTORE_SERVICE_ACCOUNT]
+#                                [RESTORE_SERVICE_ACCOUNT_PUBSUB]
 #   RESTORE_REQUEST_TOPIC        topic carrying restore requests [restore-requests]
 #   RESTORE_EVENT_TOPIC          topic receiving completion CloudEvents [restore-events]
 #   RESTORE_RUNTIME              [python312]
 #   RESTORE_MEMORY               [256Mi]
 #   RESTORE_TIMEOUT              [60s]
 #   RESTORE_MAX_INSTANCES        [10]
-#   RESTORE_GCS_ALLOWED_BUCKETS  comma-separated names/globs the functions may restore in [none]
-#   RESTORE_COS_ALLOWED_BUCKETS  the same for Tencent COS [none]
+#   RESTORE_GCS_ALLOWED_BUCKETS  comma-separated names or "prefix*" patterns the functions may
+#                                restore in, and where the GCS roles are granted [none]
+#   RESTORE_COS_ALLOWED_BUCKETS  the same for Tencent COS [none]; when empty the COS secret is
+#                                neither mounted nor granted
+#   RESTORE_GCS_ALLOW_OVERWRITE  1: restores may replace a live object (allow_overwrite):
+#                                storage.objects.delete on the allowed buckets [0]
+#   RESTORE_GCS_COPY_ACL         1: copySourceAcl / projection=full on fine-grained ACL buckets:
+#                                storage.objects.getIamPolicy and setIamPolicy [0]
+#   RESTORE_BULK_QUEUE           none or pubsub: bulk chunks go to the request topic (publisher
+#                                role there, bulkRestore and report roles) [none]
+#   RESTORE_GCS_REPORT_BUCKETS   allowed buckets bulk reports are written to (required with
+#                                RESTORE_BULK_QUEUE=pubsub and a GCS allowlist) [none]
+#   RESTORE_LEDGER               memory or gs://BUCKET/PREFIX (objects create/get/delete on
+#                                BUCKET) [memory]
+#   RESTORE_WORKFLOWS_CALLBACKS  1: callbacks may go to Cloud Workflows callback endpoints:
+#                                workflows.callbacks.send on the project [0]
+#   RESTORE_COS_REGIONS, RESTORE_COS_APPID, RESTORE_COS_REPORT_BUCKETS  for --print-cam-policy:
+#                                the COS regions, the APPID of "prefix*" patterns, report buckets
 #   RESTORE_WEBHOOK_AUTH         hmac or iam, for restore-http [hmac]
 #   RESTORE_WEBHOOK_SECRET_NAME  Secret Manager secret mounted as RESTORE_WEBHOOK_SECRETS
 #                                [restore-webhook-secrets]
@@ -57,13 +88,11 @@
 #   RESTORE_PYTHON               interpreter whose installed versions are pinned [<repo>/.venv/bin/python]
 #   GCLOUD                       gcloud executable [gcloud]
 #
-# The secrets must exist in Secret Manager and be readable by the runtime service account, and
-# the runtime service account needs iam.serviceAccounts.actAs on RESTORE_RECHECK_INVOKER (e.g.
-# roles/iam.serviceAccountUser on it, even when it is the same account) to create tasks that
-# carry its token. All three functions get the webhook secret: restore-http authenticates callers
-# with it, the functions that schedule re-checks sign each task body with it, and
-# restore-recheck verifies those signatures when RESTORE_WEBHOOK_AUTH is hmac (with iam it relies
-# on the OIDC token alone).
+# The secrets must exist in Secret Manager (deploy.sh grants the runtime accounts access to
+# each one it mounts). All three functions get the webhook secret: restore-http authenticates
+# callers with it, the functions that schedule re-checks sign each task body with it, and
+# restore-recheck verifies those signatures when RESTORE_WEBHOOK_AUTH is hmac (with iam it
+# relies on the OIDC token alone).
 #
 # scf: builds the SCF code package in <build dir>/package: functions/tencent/index.py as
 # index.py, the `shared` package, and the runtime dependencies (those of pyproject.toml except
@@ -97,7 +126,13 @@
 #   RESTORE_SCF_APP              application name [restorefn]
 #   RESTORE_SCF_FUNCTION_NAME    function name [restorefn-<stage>]
 #   RESTORE_SCF_ROLE             execution role name (required): its temporary keys reach the
-#                                function; it needs COS restore and TDMQ publish permissions
+#                                function; the generated CAM policy is attached to it
+#   RESTORE_SCF_POLICY_NAME      name of that CAM policy [RESTORE_SCF_FUNCTION_NAME]
+#   RESTORE_COS_REGIONS          regions of the allowed COS buckets [RESTORE_SCF_REGION]
+#   RESTORE_COS_APPID            APPID for "prefix*" bucket patterns [the trigger bucket's]
+#   RESTORE_COS_REPORT_BUCKETS   allowed buckets bulk reports (and manifests) live in [none: bulk
+#                                jobs are denied writing reports]
+#   RESTORE_TENCENT_UIN          account owning the TDMQ topics and queue [the policy creator's]
 #   RESTORE_SCF_REQUEST_TOPIC    TDMQ CMQ topic whose messages are restore requests
 #                                [restore-requests]
 #   RESTORE_SCF_COS_TRIGGER_BUCKET  bucket whose restore events trigger the function (required):
@@ -122,17 +157,28 @@
 #   RESTORE_PYTHON               interpreter whose installed versions are pinned and whose pip
 #                                builds the package [<repo>/.venv/bin/python]
 #   SCF                          serverless-cloud-framework executable [scf]
+#   TCCLI                        Tencent Cloud CLI executable, for the CAM policy [tccli]
 #
 # `scf deploy` takes Tencent Cloud credentials from TENCENT_SECRET_ID, TENCENT_SECRET_KEY (and
 # TENCENT_TOKEN) or asks for a QR-code login.
+#
+# The execution role's permissions: <build dir>/cam-policy.json (deploy/permissions.py) allows
+# exactly the COS actions (HeadObject and PostObjectRestore on the allowed buckets; for bulk
+# jobs GetBucket there and GetBucket/GetObject/PutObject on the report buckets) and TDMQ
+# actions (PublishCmqMsg on the event and request topics, SendCmqMsg on the re-check queue)
+# the function calls. With tccli (TCCLI) on PATH it is created or updated (`tccli cam
+# ListPolicies`, then `UpdatePolicy` or `CreatePolicy`) and attached to RESTORE_SCF_ROLE
+# (`AttachRolePolicy`, unless `ListAttachedRolePolicies` lists it); without tccli, and with
+# --dry-run, those commands are printed instead. --print-policy prints the policy (only the
+# settings it depends on are needed) and does nothing else.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 RUNTIME_DEPS=(functions-framework google-cloud-storage cos-python-sdk-v5 pydantic)
 
 usage() {
-    echo "usage: $0 gcp [--dry-run] [--project P] [--region R]" >&2
-    echo "       $0 scf [--dry-run] [--build-only] [--stage S] [--region R]" >&2
+    echo "usage: $0 gcp [--dry-run] [--project P] [--region R] [--print-cam-policy]" >&2
+    echo "       $0 scf [--dry-run] [--build-only] [--print-policy] [--stage S] [--region R]" >&2
     exit 2
 }
 
@@ -227,10 +273,86 @@ build_source() {
     echo "built ${BUILD_DIR}"
 }
 
+# The least-privilege plan and policies (deploy/permissions.py, run by RESTORE_PYTHON).
+permissions() {
+    [[ -x "${PYTHON}" ]] || die "no Python at ${PYTHON} (set RESTORE_PYTHON or run make venv)"
+    "${PYTHON}" "${ROOT}/deploy/permissions.py" "$@"
+}
+
+# A project custom role with exactly these permissions: created, or updated when it exists
+# (undeleted first when it was deleted less than 7 days ago, which blocks a new one of its id).
+ensure_role() {
+    local id="$1" title="$2" permissions="$3" deleted
+    local describe=("${GCLOUD}" iam roles describe "${id}" "--project=${PROJECT}"
+        "--format=value(deleted)")
+    local create=("${GCLOUD}" iam roles create "${id}" "--project=${PROJECT}" "--title=${title}"
+        "--permissions=${permissions}" --stage=GA --quiet)
+    local update=("${GCLOUD}" iam roles update "${id}" "--project=${PROJECT}" "--title=${title}"
+        "--permissions=${permissions}" --stage=GA --quiet)
+    if [[ "${DRY_RUN}" == 1 ]]; then
+        run "${describe[@]}"
+        run "${create[@]}"
+        return 0
+    fi
+    show "${describe[@]}"
+    if deleted="$("${describe[@]}" 2>/dev/null)"; then
+        if [[ "${deleted}" == True ]]; then
+            run "${GCLOUD}" iam roles undelete "${id}" "--project=${PROJECT}" --quiet
+        fi
+        run "${update[@]}"
+    else
+        run "${create[@]}"
+    fi
+}
+
+# Create the plan's roles and add its bindings: one "kind target member role" line each.
+apply_plan() {
+    local kind target member role condition
+    while IFS=$'\t' read -r -u 3 kind target member role; do
+        case "${kind}" in
+            role) ensure_role "${target}" "${member}" "${role}" ;;
+            bucket)
+                run "${GCLOUD}" storage buckets add-iam-policy-binding "gs://${target}" \
+                    "--member=${member}" "--role=${role}" ;;
+            bucket-prefix)
+                # Every bucket (and its objects) whose name starts with the prefix.
+                condition="expression=resource.name.startsWith(\"projects/_/buckets/${target}\")"
+                run "${GCLOUD}" projects add-iam-policy-binding "${PROJECT}" \
+                    "--member=${member}" "--role=${role}" \
+                    "--condition=${condition},title=restorefn buckets ${target}*" ;;
+            topic)
+                run "${GCLOUD}" pubsub topics add-iam-policy-binding "${target}" \
+                    "--project=${PROJECT}" "--member=${member}" "--role=${role}" ;;
+            secret)
+                run "${GCLOUD}" secrets add-iam-policy-binding "${target}" \
+                    "--project=${PROJECT}" "--member=${member}" "--role=${role}" ;;
+            service-account)
+                run "${GCLOUD}" iam service-accounts add-iam-policy-binding "${target}" \
+                    "--project=${PROJECT}" "--member=${member}" "--role=${role}" ;;
+            queue)
+                run "${GCLOUD}" tasks queues add-iam-policy-binding "${target}" \
+                    "--location=${RECHECK_LOCATION}" "--project=${PROJECT}" \
+                    "--member=${member}" "--role=${role}" ;;
+            project)
+                run "${GCLOUD}" projects add-iam-policy-binding "${target}" \
+                    "--member=${member}" "--role=${role}" --condition=None ;;
+            *) die "unknown grant kind '${kind}' in the permission plan" ;;
+        esac
+    done 3<<<"${PLAN}"
+}
+
+flag() {
+    local name="$1" value="${!1:-0}"
+    [[ "${value}" == 0 || "${value}" == 1 ]] || die "${name} must be 0 or 1, not '${value}'"
+    echo "${value}"
+}
+
 deploy_gcp() {
+    local print_cam_policy=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --dry-run) DRY_RUN=1 ;;
+            --print-cam-policy) print_cam_policy=1 ;;
             --project) [[ $# -ge 2 ]] || usage; RESTORE_GCP_PROJECT="$2"; shift ;;
             --project=*) RESTORE_GCP_PROJECT="${1#*=}" ;;
             --region) [[ $# -ge 2 ]] || usage; RESTORE_GCP_REGION="$2"; shift ;;
@@ -240,11 +362,28 @@ deploy_gcp() {
         shift
     done
 
+    PYTHON="${RESTORE_PYTHON:-${ROOT}/.venv/bin/python}"
+    local bulk_queue="${RESTORE_BULK_QUEUE:-none}"
+    [[ "${bulk_queue}" == none || "${bulk_queue}" == pubsub ]] \
+        || die "RESTORE_BULK_QUEUE must be none or pubsub on Google, not '${bulk_queue}'"
+    local bulk=0
+    [[ "${bulk_queue}" == none ]] || bulk=1
+    if [[ "${print_cam_policy}" == 1 ]]; then
+        # The sub-account whose keys are COS_SECRET_ID / COS_SECRET_KEY: COS actions only.
+        permissions cam-policy --cos-buckets "${RESTORE_COS_ALLOWED_BUCKETS:-}" \
+            --cos-regions "${RESTORE_COS_REGIONS:-}" --appid "${RESTORE_COS_APPID:-}" \
+            --cos-report-buckets "${RESTORE_COS_REPORT_BUCKETS:-}" --bulk "${bulk}"
+        return 0
+    fi
+
     PROJECT="${RESTORE_GCP_PROJECT:-${GOOGLE_CLOUD_PROJECT:-}}"
     [[ -n "${PROJECT}" ]] || die "set RESTORE_GCP_PROJECT or pass --project"
     REGION="${RESTORE_GCP_REGION:-us-central1}"
     SERVICE_ACCOUNT="${RESTORE_SERVICE_ACCOUNT:-restorefn@${PROJECT}.iam.gserviceaccount.com}"
-    TRIGGER_SERVICE_ACCOUNT="${RESTORE_TRIGGER_SERVICE_ACCOUNT:-${SERVICE_ACCOUNT}}"
+    local account_http="${RESTORE_SERVICE_ACCOUNT_HTTP:-${SERVICE_ACCOUNT}}"
+    local account_pubsub="${RESTORE_SERVICE_ACCOUNT_PUBSUB:-${SERVICE_ACCOUNT}}"
+    local account_recheck="${RESTORE_SERVICE_ACCOUNT_RECHECK:-${SERVICE_ACCOUNT}}"
+    TRIGGER_SERVICE_ACCOUNT="${RESTORE_TRIGGER_SERVICE_ACCOUNT:-${account_pubsub}}"
     REQUEST_TOPIC="${RESTORE_REQUEST_TOPIC:-restore-requests}"
     EVENT_TOPIC="${RESTORE_EVENT_TOPIC:-restore-events}"
     RUNTIME="${RESTORE_RUNTIME:-python312}"
@@ -257,7 +396,6 @@ deploy_gcp() {
     SECRET_VERSION="${RESTORE_SECRET_VERSION:-latest}"
     BUILD_DIR="${RESTORE_BUILD_DIR:-${ROOT}/build/gcp}"
     MAIN_PY="${RESTORE_GCP_MAIN:-${ROOT}/functions/gcp/main.py}"
-    PYTHON="${RESTORE_PYTHON:-${ROOT}/.venv/bin/python}"
     GCLOUD="${GCLOUD:-gcloud}"
     RECHECK_QUEUE="${RESTORE_RECHECK_QUEUE:-restore-rechecks}"
     RECHECK_LOCATION="${RESTORE_RECHECK_LOCATION:-${REGION}}"
@@ -268,6 +406,29 @@ deploy_gcp() {
     # A gen2 function answers on https://REGION-PROJECT.cloudfunctions.net/NAME as well as on its
     # run.app URL; this one is known before the first deploy.
     RECHECK_URL="${RESTORE_RECHECK_URL:-https://${REGION}-${PROJECT}.cloudfunctions.net/restore-recheck}"
+    local allow_overwrite copy_acl workflows_callbacks
+    allow_overwrite="$(flag RESTORE_GCS_ALLOW_OVERWRITE)"
+    copy_acl="$(flag RESTORE_GCS_COPY_ACL)"
+    workflows_callbacks="$(flag RESTORE_WORKFLOWS_CALLBACKS)"
+    local ledger="${RESTORE_LEDGER:-memory}"
+
+    # The COS key only where COS can be used at all.
+    local secrets=("--secret=${WEBHOOK_SECRET_NAME}")
+    local set_secrets="RESTORE_WEBHOOK_SECRETS=${WEBHOOK_SECRET_NAME}:${SECRET_VERSION}"
+    if [[ -n "${RESTORE_COS_ALLOWED_BUCKETS:-}" ]]; then
+        secrets+=("--secret=${COS_SECRET_KEY_NAME}")
+        set_secrets+=",COS_SECRET_KEY=${COS_SECRET_KEY_NAME}:${SECRET_VERSION}"
+    fi
+
+    # Refused settings stop here, before anything is built or called.
+    PLAN="$(permissions gcp-plan --project "${PROJECT}" --account-http "${account_http}" \
+        --account-pubsub "${account_pubsub}" --account-recheck "${account_recheck}" \
+        --invoker "${RECHECK_INVOKER}" --event-topic "${EVENT_TOPIC}" \
+        --request-topic "${REQUEST_TOPIC}" --queue "${RECHECK_QUEUE}" "${secrets[@]}" \
+        --gcs-buckets "${RESTORE_GCS_ALLOWED_BUCKETS:-}" \
+        --gcs-report-buckets "${RESTORE_GCS_REPORT_BUCKETS:-}" --bulk-queue "${bulk_queue}" \
+        --ledger "${ledger}" --allow-overwrite "${allow_overwrite}" --copy-acl "${copy_acl}" \
+        --workflows-callbacks "${workflows_callbacks}")"
 
     build_source
 
@@ -276,7 +437,12 @@ deploy_gcp() {
     local env_vars="^|^GOOGLE_CLOUD_PROJECT=${PROJECT}"
     env_vars+="|RESTORE_GCS_ALLOWED_BUCKETS=${RESTORE_GCS_ALLOWED_BUCKETS:-}"
     env_vars+="|RESTORE_COS_ALLOWED_BUCKETS=${RESTORE_COS_ALLOWED_BUCKETS:-}"
+    env_vars+="|RESTORE_GCS_ALLOW_OVERWRITE=${allow_overwrite}"
     env_vars+="|RESTORE_EVENT_SINK=pubsub"
+    # google-cloud-storage 3.17 otherwise reads every bucket it touches (and re-checks it after a
+    # 404) in a background thread, for tracing attributes: storage.buckets.get, which the report
+    # and ledger roles leave out. It tolerates the 403, but each one is a wasted call.
+    env_vars+="|DISABLE_GCS_PYTHON_CLIENT_OTEL_BUCKET_METADATA=true"
     env_vars+="|RESTORE_EVENT_PUBSUB_TOPIC=projects/${PROJECT}/topics/${EVENT_TOPIC}"
     if [[ -n "${RESTORE_COS_SECRET_ID:-}" ]]; then
         env_vars+="|COS_SECRET_ID=${RESTORE_COS_SECRET_ID}"
@@ -288,42 +454,53 @@ deploy_gcp() {
     env_vars+="|RESTORE_RECHECK_CLOUDTASKS_QUEUE=${queue_path}"
     env_vars+="|RESTORE_RECHECK_URL=${RECHECK_URL}"
     env_vars+="|RESTORE_RECHECK_SERVICE_ACCOUNT=${RECHECK_INVOKER}"
-    local cos_secret="COS_SECRET_KEY=${COS_SECRET_KEY_NAME}:${SECRET_VERSION}"
-    local webhook_secret="RESTORE_WEBHOOK_SECRETS=${WEBHOOK_SECRET_NAME}:${SECRET_VERSION}"
+    if [[ "${ledger}" != memory ]]; then
+        env_vars+="|RESTORE_LEDGER=${ledger}"
+    fi
+    if [[ "${bulk}" == 1 ]]; then
+        # Chunks go to the request topic, which restore-pubsub consumes: its instances are the
+        # workers sharing the restore rate.
+        env_vars+="|RESTORE_BULK_QUEUE=pubsub"
+        env_vars+="|RESTORE_BULK_PUBSUB_TOPIC=projects/${PROJECT}/topics/${REQUEST_TOPIC}"
+        env_vars+="|RESTORE_BULK_MAX_INSTANCES=${MAX_INSTANCES}"
+    fi
 
     local common=(
         --gen2 "--runtime=${RUNTIME}" "--region=${REGION}" "--project=${PROJECT}"
-        "--source=${BUILD_DIR}" "--service-account=${SERVICE_ACCOUNT}"
-        "--memory=${MEMORY}" "--timeout=${TIMEOUT}" "--max-instances=${MAX_INSTANCES}"
-        --quiet
+        "--source=${BUILD_DIR}" "--memory=${MEMORY}" "--timeout=${TIMEOUT}"
+        "--max-instances=${MAX_INSTANCES}" --quiet
     )
 
     ensure_topic "${REQUEST_TOPIC}"
     ensure_topic "${EVENT_TOPIC}"
     ensure_queue
-    # The functions create the re-check tasks.
-    run "${GCLOUD}" tasks queues add-iam-policy-binding "${RECHECK_QUEUE}" \
-        "--location=${RECHECK_LOCATION}" "--project=${PROJECT}" \
-        "--member=serviceAccount:${SERVICE_ACCOUNT}" --role=roles/cloudtasks.enqueuer
+    # Before the deploys: a revision whose account cannot read its secrets is refused.
+    apply_plan
 
     run "${GCLOUD}" functions deploy restore-recheck "${common[@]}" \
+        "--service-account=${account_recheck}" \
         --entry-point=restore_recheck --trigger-http --no-allow-unauthenticated \
         "--set-env-vars=${env_vars}|RESTORE_WEBHOOK_AUTH=${WEBHOOK_AUTH}" \
-        "--set-secrets=${webhook_secret},${cos_secret}"
+        "--set-secrets=${set_secrets}"
     # Cloud Tasks calls it with the invoker account's OIDC token.
     run "${GCLOUD}" functions add-invoker-policy-binding restore-recheck "--region=${REGION}" \
         "--project=${PROJECT}" "--member=serviceAccount:${RECHECK_INVOKER}"
 
     run "${GCLOUD}" functions deploy restore-http "${common[@]}" \
+        "--service-account=${account_http}" \
         --entry-point=restore_http --trigger-http --no-allow-unauthenticated \
         "--set-env-vars=${env_vars}|RESTORE_WEBHOOK_AUTH=${WEBHOOK_AUTH}" \
-        "--set-secrets=${webhook_secret},${cos_secret}"
+        "--set-secrets=${set_secrets}"
 
     run "${GCLOUD}" functions deploy restore-pubsub "${common[@]}" \
+        "--service-account=${account_pubsub}" \
         --entry-point=restore_pubsub "--trigger-topic=${REQUEST_TOPIC}" --retry \
         "--trigger-service-account=${TRIGGER_SERVICE_ACCOUNT}" \
         "--set-env-vars=${env_vars}" \
-        "--set-secrets=${webhook_secret},${cos_secret}"
+        "--set-secrets=${set_secrets}"
+    # Eventarc pushes each message with the trigger account's token: invoker on this one only.
+    run "${GCLOUD}" functions add-invoker-policy-binding restore-pubsub "--region=${REGION}" \
+        "--project=${PROJECT}" "--member=serviceAccount:${TRIGGER_SERVICE_ACCOUNT}"
 }
 
 # -- Tencent SCF -------------------------------------------------------------------------------
@@ -544,12 +721,80 @@ print_scf_settings() {
     done
 }
 
+# The execution role's CAM policy for the current settings (deploy/permissions.py), from only
+# the settings it depends on (their defaults are scf_settings'). Fails on a setting no
+# resource can express.
+scf_policy() {
+    local region="${RESTORE_SCF_REGION:-ap-guangzhou}"
+    permissions cam-policy "$@" --cos-buckets "${RESTORE_COS_ALLOWED_BUCKETS:-}" \
+        --cos-regions "${RESTORE_COS_REGIONS:-${region}}" --appid "${RESTORE_COS_APPID:-}" \
+        --trigger-bucket "${RESTORE_SCF_COS_TRIGGER_BUCKET:-}" \
+        --uin "${RESTORE_TENCENT_UIN:-}" \
+        --cos-report-buckets "${RESTORE_COS_REPORT_BUCKETS:-}" --bulk 1 \
+        --event-topic "${RESTORE_EVENT_TDMQ_TOPIC:-restore-events}" \
+        --event-region "${RESTORE_EVENT_TDMQ_REGION:-${region}}" \
+        --bulk-topic "${RESTORE_SCF_REQUEST_TOPIC:-restore-requests}" \
+        --recheck-queue "${RESTORE_RECHECK_TDMQ_QUEUE:-restore-rechecks}" \
+        --recheck-region "${region}"
+}
+
+# Create or update the CAM policy POLICY and attach it to the execution role, with tccli; with
+# --dry-run, or without tccli, print what would do it instead.
+scf_apply_policy() {
+    local name="${RESTORE_SCF_POLICY_NAME:-${RESTORE_SCF_FUNCTION_NAME}}" answer id command
+    local role="${RESTORE_SCF_ROLE}"
+    local description="restorefn: what ${RESTORE_SCF_FUNCTION_NAME} calls (deploy.sh)"
+    local list=("${TCCLI}" cam ListPolicies --Scope Local --Keyword "${name}" --Page 1 --Rp 200)
+    local create=("${TCCLI}" cam CreatePolicy --PolicyName "${name}" --PolicyDocument "${POLICY}"
+        --Description "${description}")
+    local attached=("${TCCLI}" cam ListAttachedRolePolicies --RoleName "${role}" --Page 1
+        --Rp 200)
+    local attach=("${TCCLI}" cam AttachRolePolicy --PolicyName "${name}"
+        --AttachRoleName "${role}")
+    if [[ "${DRY_RUN}" == 1 ]]; then
+        show "${list[@]}"
+        show "${create[@]}"
+        show "${attached[@]}"
+        show "${attach[@]}"
+        return 0
+    fi
+    if ! command -v "${TCCLI}" >/dev/null; then
+        {
+            echo "deploy.sh: warning: ${TCCLI} not found: the policy was not applied. Create it"
+            echo "  (or, when it exists, UpdatePolicy --PolicyName ${name} --PolicyDocument ...)"
+            echo "  and attach it to ${role}:"
+            printf -v command ' %q' "${create[@]}"
+            echo "   ${command}"
+            printf -v command ' %q' "${attach[@]}"
+            echo "   ${command}"
+        } >&2
+        return 0
+    fi
+    show "${list[@]}"
+    answer="$("${list[@]}")"
+    id="$(permissions policy-id "${name}" <<<"${answer}")"
+    if [[ -n "${id}" ]]; then
+        run "${TCCLI}" cam UpdatePolicy --PolicyId "${id}" --PolicyDocument "${POLICY}" \
+            --Description "${description}"
+    else
+        run "${create[@]}"
+    fi
+    show "${attached[@]}"
+    answer="$("${attached[@]}")"
+    if permissions attached "${name}" <<<"${answer}"; then
+        echo "  policy ${name} is attached to ${role}"
+    else
+        run "${attach[@]}"
+    fi
+}
+
 deploy_scf() {
-    local build_only=0
+    local build_only=0 print_policy=0
     while [[ $# -gt 0 ]]; do
         case "$1" in
             --dry-run) DRY_RUN=1 ;;
             --build-only) build_only=1 ;;
+            --print-policy) print_policy=1 ;;
             --stage) [[ $# -ge 2 ]] || usage; RESTORE_SCF_STAGE="$2"; shift ;;
             --stage=*) RESTORE_SCF_STAGE="${1#*=}" ;;
             --region) [[ $# -ge 2 ]] || usage; RESTORE_SCF_REGION="$2"; shift ;;
@@ -559,18 +804,24 @@ deploy_scf() {
         shift
     done
 
+    PYTHON="${RESTORE_PYTHON:-${ROOT}/.venv/bin/python}"
+    if [[ "${print_policy}" == 1 ]]; then
+        scf_policy
+        return 0
+    fi
     SCF_PYTHON_VERSION="${SCF_PYTHON_VERSION:-3.10}"
     [[ "${SCF_PYTHON_VERSION}" =~ ^3\.[0-9]+$ ]] \
         || die "SCF_PYTHON_VERSION must look like 3.10, not '${SCF_PYTHON_VERSION}'"
     BUILD_DIR="${RESTORE_SCF_BUILD_DIR:-${ROOT}/build/scf}"
     INDEX_PY="${RESTORE_SCF_INDEX:-${ROOT}/functions/tencent/index.py}"
-    PYTHON="${RESTORE_PYTHON:-${ROOT}/.venv/bin/python}"
     SCF="${SCF:-scf}"
+    TCCLI="${TCCLI:-tccli}"
     find_compile_python
 
     if [[ "${build_only}" == 0 ]]; then
         check_scf_runtime
         scf_settings
+        POLICY="$(scf_policy --compact)"
         if [[ "${DRY_RUN}" != 1 ]] && ! command -v "${SCF}" >/dev/null; then
             die "${SCF} not found: npm install -g serverless-cloud-framework (or set SCF)"
         fi
@@ -578,6 +829,10 @@ deploy_scf() {
 
     build_scf_package
     [[ "${build_only}" == 0 ]] || return 0
+
+    "${PYTHON}" -m json.tool --indent 2 <<<"${POLICY}" >"${BUILD_DIR}/cam-policy.json"
+    echo "CAM policy for ${RESTORE_SCF_ROLE}: ${BUILD_DIR}/cam-policy.json"
+    scf_apply_policy
 
     export RESTORE_SCF_PACKAGE_DIR="${PACKAGE_DIR}"
     print_scf_settings

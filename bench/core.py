@@ -27,13 +27,18 @@ ROW_KEYS = ("name", "ours", "baseline", "ratio", "unit", "target", "ok")
 class Target:
     """What a row must satisfy: a ratio bound, an added-time bound or an absolute bound."""
 
-    kind: str  # "ratio_at_most" | "added_at_most" | "ours_at_most"
+    kind: str  # "ratio_at_most" | "ratio_at_least" | "added_at_most" | "ours_at_most" | ...
     limit: float
     text: str
 
     @classmethod
     def ratio_at_most(cls, limit: float) -> Target:
         return cls("ratio_at_most", limit, f"ratio <= {limit:g}")
+
+    @classmethod
+    def ratio_at_least(cls, limit: float) -> Target:
+        """For throughput: ours / baseline must be at least ``limit``."""
+        return cls("ratio_at_least", limit, f"ratio >= {limit:g}")
 
     @classmethod
     def added_at_most(cls, limit: float, unit: str) -> Target:
@@ -43,11 +48,19 @@ class Target:
     def ours_at_most(cls, limit: float, unit: str) -> Target:
         return cls("ours_at_most", limit, f"<= {limit:g} {unit}")
 
+    @classmethod
+    def ours_at_least(cls, limit: float, unit: str) -> Target:
+        return cls("ours_at_least", limit, f">= {limit:g} {unit}")
+
     def holds(self, row: Row) -> bool:
         if self.kind == "ratio_at_most":
             return row.ratio <= self.limit
+        if self.kind == "ratio_at_least":
+            return row.ratio >= self.limit
         if self.kind == "added_at_most":
             return row.added is not None and row.added <= self.limit
+        if self.kind == "ours_at_least":
+            return row.ours >= self.limit
         return row.ours <= self.limit
 
 
@@ -103,6 +116,8 @@ class BenchContext:
     runs: int | None = None  # cold-start runs per side (default 21, quick 5)
     iterations: int | None = None  # warm iterations per side (default 300, quick 60)
     requests: int | None = None  # memory: restore requests per instance (default 1000)
+    cos_objects: int | None = None  # bulk_cos: archived objects a run (5000, quick 300)
+    gcs_objects: int | None = None  # bulk_gcs: soft-deleted objects a run (1000, quick 100)
     verbose: bool = True
     notes: list[str] = field(default_factory=list)
 
@@ -121,6 +136,14 @@ class BenchContext:
     @property
     def memory_requests(self) -> int:
         return self.requests or 1000
+
+    @property
+    def cos_bulk_objects(self) -> int:
+        return self.cos_objects or (300 if self.quick else 5000)
+
+    @property
+    def gcs_bulk_objects(self) -> int:
+        return self.gcs_objects or (100 if self.quick else 1000)
 
 
 SectionFn = Callable[[BenchContext], list[Row]]

@@ -17,8 +17,9 @@ Workloads (``WORKLOADS``; each returns a Row or None when it cannot run yet):
   one's own VmHWM is in the row's detail.
 - ``scf_queue_batch``: SCF ``main_handler`` (``bench/hosts/scf_host.py``) invoked with CMQ
   events, one record of 100 requests each, 1,000 requests in all; its own VmHWM.
-- ``bulk_chunk``: the hook for one 1,000-object bulk chunk (``shared/bulk/``), filled in when
-  the chunk worker has an entry point; see ``bulk_chunk`` below.
+- ``bulk_chunk``: SCF ``main_handler`` invoked with one CMQ record carrying one bulk chunk of
+  1,000 objects (``shared/bulk/``, planned beforehand by our planner), which it restores, reports
+  and finishes the job with; its own VmHWM.
 
 Each is measured against the same work done by the hand-written baseline, for scale; the target
 is absolute (128 MiB).
@@ -31,6 +32,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +41,8 @@ from typing import Any
 from bench.cold_start import MARKER, SCF_HOST, cos_request, pubsub_message
 from bench.core import BenchContext, Row, Target, section
 from bench.stack import (
+    COS_BUCKET,
+    COS_REGION,
     FUNCTIONS_FRAMEWORK,
     PYTHON,
     ROOT,
@@ -235,15 +239,90 @@ def scf_queue_batch(ctx: BenchContext, stack: Stack) -> Row | None:
                 reports, "scf_queue_batch")
 
 
-def bulk_chunk(ctx: BenchContext, stack: Stack) -> Row | None:
-    """Hook: peak RSS of one instance working through one 1,000-object bulk chunk.
+BULK_REPORT_BUCKET = "bench-reports-1250000000"
 
-    To fill in once ``shared/bulk`` has its entry point: seed 1,000 archived objects
-    (``stack.seed_cos``), start the instance that consumes chunk messages with
-    ``functions_framework_rss`` (Google) or ``scf_host_rss`` (SCF), deliver the chunk message
-    in ``work``, check the restores on the emulator, and return ``_row(...)`` against a baseline
-    that restores the same 1,000 keys with the SDK in a loop. Until then: None (no row)."""
-    return None
+
+class CapturedChunks:
+    """A chunk queue that keeps the planner's chunk messages (JSON) instead of sending them."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def send(self, chunk: Any) -> None:
+        self.messages.append(chunk.model_dump_json())
+
+
+def plan_one_chunk(stack: Stack, prefix: str, objects: int, job_id: str) -> str:
+    """Plan a job over ``prefix`` with our planner (in this process, outside what is measured)
+    so that it makes exactly one chunk; the chunk message, as the platform would deliver it.
+
+    The plan (``plan.json``) goes to the report bucket as in a deployment, so the instance that
+    works the chunk also finishes the job (report and completion event). One instance and a
+    rate of 10,000/s: the chunk is not paced, all its threads are busy at once (the peak)."""
+    from shared.bulk.service import BulkService
+    from shared.config import Settings
+    from shared.service import RestoreService
+
+    env = {**stack.ours_env(), "RESTORE_COS_RESTORE_RATE": "10000",
+           "RESTORE_BULK_MAX_INSTANCES": "1"}
+    queue = CapturedChunks()
+    service = RestoreService(Settings.from_env(env), sink=_NoSink())
+    BulkService(service, queue).submit({
+        "kind": "restorefn.bulk.v1", "job_id": job_id, "provider": "cos", "bucket": COS_BUCKET,
+        "region": COS_REGION, "days": 1, "tier": "Standard", "selection": {"prefix": prefix},
+        "report": {"bucket": BULK_REPORT_BUCKET, "prefix": "reports"},
+        "limits": {"chunk_size": objects}})
+    if len(queue.messages) != 1:
+        raise RuntimeError(f"expected one chunk, the planner made {len(queue.messages)}")
+    return queue.messages[0]
+
+
+class _NoSink:
+    def publish(self, event: Any) -> None:
+        raise RuntimeError(f"the planner published {event.type}")
+
+
+def bulk_chunk(ctx: BenchContext, stack: Stack) -> Row | None:
+    """One SCF instance (``bench/hosts/scf_host.py``, ``main_handler`` of ``functions/tencent``)
+    invoked once with a CMQ record carrying one bulk chunk of up to 1,000 objects: it restores
+    them (8 threads), writes its report part, and, the job's only chunk, assembles the report
+    and publishes the job's completion event. Its own VmHWM. Baseline: the same host and the
+    same record, ``bench/baselines/scf_bulk`` restoring the chunk's keys in a plain SDK loop."""
+    objects = min(ctx.memory_requests, 1000)  # a chunk holds 1,000 objects at most
+    http("POST", f"{stack.cos.url}/_emulator/objects",
+         {"bucket": BULK_REPORT_BUCKET, "key": "created", "storage_class": "STANDARD"})
+    template = json.loads((ROOT / "tests" / "events" / "scf_cmq_topic.json").read_text())
+    record = template["Records"][0]
+    reports: dict[str, RssReport] = {}
+    for side, code_dir in (("ours", "functions/tencent"), ("baseline", "bench/baselines/scf_bulk")):
+        prefix = f"mem/bulk-{side}/"
+        keys = [f"{prefix}{i:06d}" for i in range(objects)]
+        stack.seed_cos(keys)
+        job_id = f"bench-mem-{side}"
+        message = plan_one_chunk(stack, prefix, objects, job_id)
+        event = {"Records": [{"CMQ": {**record["CMQ"], "msgId": f"mem-bulk-{side}",
+                                      "msgBody": message}}]}
+        started = time.perf_counter()
+        report, answers = scf_host_rss(code_dir, [event], _env(stack, side == "ours"))
+        report.detail["seconds"] = round(time.perf_counter() - started, 1)
+        if any(isinstance(a, dict) and "raised" in a for a in answers):
+            raise RuntimeError(f"bulk chunk ({side}) raised: {answers}")
+        _check_restored(stack, [keys], f"bulk chunk ({side})")
+        if side == "ours":
+            _check_report(stack, job_id)
+        reports[side] = report
+    return _row(f"Tencent SCF main_handler: one bulk chunk of {objects:,} COS objects",
+                reports, "bulk_chunk")
+
+
+def _check_report(stack: Stack, job_id: str) -> None:
+    """The instance finished the job: its assembled report is in the report bucket."""
+    query = urllib.parse.urlencode({"bucket": BULK_REPORT_BUCKET,
+                                    "prefix": f"reports/{job_id}/"})
+    _, raw = http("GET", f"{stack.cos.url}/_emulator/objects?{query}")
+    names = {entry["key"].rsplit("/", 1)[-1] for entry in json.loads(raw)}
+    if not {"report.csv", "summary.json"} <= names:
+        raise RuntimeError(f"bulk chunk (ours): the job's report is missing; found {names}")
 
 
 WORKLOADS: dict[str, Callable[[BenchContext, Stack], Row | None]] = {

@@ -41,8 +41,13 @@ def machine() -> dict[str, Any]:
     return info
 
 
+COUNT_UNITS = ("503s",)  # whole numbers
+
+
 def _figure(value: float, unit: str) -> str:
-    if unit == "MiB":
+    if unit in COUNT_UNITS:
+        return f"{value:.0f}"
+    if unit in ("MiB", "%"):
         return f"{value:.1f}"
     if abs(value) >= 100:
         return f"{value:.0f}"

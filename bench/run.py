@@ -19,7 +19,8 @@ from bench.report import document, table, write_json
 from bench.stack import ROOT, byte_compile
 
 # Importing a section module registers its sections; add new ones here.
-SECTION_MODULES = ("bench.cold_start", "bench.warm", "bench.memory")
+SECTION_MODULES = ("bench.cold_start", "bench.warm", "bench.memory", "bench.bulk_cos",
+                   "bench.bulk_gcs")
 DEFAULT_OUT = ROOT / "build" / "bench" / "results.json"
 
 
@@ -44,6 +45,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="warm iterations per side (default 300; quick 60)")
     parser.add_argument("--requests", type=int,
                         help="memory: restore requests per instance (default 1000)")
+    parser.add_argument("--cos-objects", type=int,
+                        help="bulk_cos: archived objects per run (default 5000; quick 300)")
+    parser.add_argument("--gcs-objects", type=int,
+                        help="bulk_gcs: soft-deleted objects per run (default 1000; quick 100)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"JSON output (default {DEFAULT_OUT.relative_to(ROOT)})")
     parser.add_argument("--quiet", action="store_true", help="only the table")
@@ -62,7 +67,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     ctx = BenchContext(quick=args.quick, runs=args.runs, iterations=args.iterations,
-                       requests=args.requests, verbose=not args.quiet)
+                       requests=args.requests, cos_objects=args.cos_objects,
+                       gcs_objects=args.gcs_objects, verbose=not args.quiet)
     started_wall, started = time.time(), time.perf_counter()
     byte_compile()
     rows: list[Row] = []
@@ -74,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         ctx.log(f"({time.perf_counter() - section_started:.0f} s)")
     duration = time.perf_counter() - started
     options = {"quick": args.quick, "sections": args.sections, "cold_runs": ctx.cold_runs,
-               "warm_iterations": ctx.warm_iterations, "memory_requests": ctx.memory_requests}
+               "warm_iterations": ctx.warm_iterations, "memory_requests": ctx.memory_requests,
+               "cos_bulk_objects": ctx.cos_bulk_objects, "gcs_bulk_objects": ctx.gcs_bulk_objects}
     doc = document(rows, options=options, started=started_wall, duration=duration,
                    notes=ctx.notes)
     write_json(args.out, doc)

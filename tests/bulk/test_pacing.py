@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 
-from shared.bulk.pacing import Pacer, worker_rate
+from shared.bulk.pacing import JITTER, Pacer, worker_rate
 
 
 class FakeTime:
@@ -25,7 +25,7 @@ def _most_in_any_window(starts: list[float], window: float = 1.0) -> int:
 
 def test_turns_are_evenly_spaced_at_the_rate() -> None:
     time = FakeTime()
-    pacer = Pacer(10.0, clock=time.clock, sleep=time.sleep)
+    pacer = Pacer(10.0, clock=time.clock, sleep=time.sleep, window_seconds=1.0)
     starts = []
     for _ in range(25):
         pacer.wait()
@@ -33,6 +33,21 @@ def test_turns_are_evenly_spaced_at_the_rate() -> None:
     gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(abs(gap - 0.1) < 0.001 for gap in gaps), gaps
     assert _most_in_any_window(starts) == 10
+
+
+def test_the_production_pace_fills_its_jitter_window_exactly() -> None:
+    """At ``worker_rate``'s pace the window budget is never the limiting factor: spacing alone
+    keeps a worker at its budget per (1 + JITTER) seconds."""
+    time = FakeTime()
+    pacer = Pacer(worker_rate(100.0, 10), clock=time.clock, sleep=time.sleep)
+    starts = []
+    for _ in range(40):
+        pacer.wait()
+        starts.append(time.now)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert max(gaps) - min(gaps) < 1e-3
+    assert _most_in_any_window(starts, 1.0 + JITTER) == 10
+    assert _most_in_any_window(starts, 1.0) <= 10
 
 
 def test_turns_that_passed_during_a_stall_do_not_leave_together() -> None:
@@ -63,8 +78,11 @@ def test_slow_down_halves_the_window_budget_then_recovers() -> None:
     assert pacer.window_budget() == 10 and pacer.interval() == 0.1
 
 
-def test_worker_share_leaves_room_for_every_worker() -> None:
-    assert worker_rate(100.0, 1) == 95.0
-    assert worker_rate(100.0, 10) == 100.0 * 0.95 / 10 - 1
-    # many instances: never below half the even share
+def test_worker_share_is_a_whole_budget_spread_over_the_jitter_window() -> None:
+    assert worker_rate(100.0, 1) == 100.0 / (1 + JITTER)
+    assert worker_rate(100.0, 10) == 10.0 / (1 + JITTER)
+    assert worker_rate(100.0, 8) == 12.0 / (1 + JITTER)  # floor(12.5): whole requests
+    # The window budget of that pace is the whole budget again: 10 x 10 = the limit, never more.
+    assert Pacer(worker_rate(100.0, 10)).window_budget() == 10
+    # many instances: below one request per second each, half the even share
     assert worker_rate(100.0, 200) == 100.0 * 0.5 / 200

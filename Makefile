@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo serve test lint typecheck schema clean bench
+.PHONY: demo serve test lint typecheck schema clean bench soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,11 +33,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict shared
 
-# Cold start, warm overhead and memory against hand-written baselines (bench/): a table on
-# stdout, the same figures in build/bench/results.json. BENCH_ARGS="--quick" or "--only warm".
+# Cold start, warm overhead, memory and bulk restores (COS against coscmd, GCS against gcloud)
+# against baselines (bench/): a table on stdout, the same figures in build/bench/results.json.
+# BENCH_ARGS="--quick" or "--only bulk_cos".
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
+# The fault soak at full size (tests/reliability/soak.py): 10,000 requests through the queue
+# paths while the emulators fail, reset, stall and throttle; prints a JSON summary and exits 1
+# on any lost, doubled or wrongly retried request. SOAK_ARGS="--requests 2000" for a shorter one.
+SOAK_ARGS ?= --requests 10000
+soak: $(STAMP)
+	$(BIN)/python -m tests.reliability.soak $(SOAK_ARGS)
+
+# schemas/: the JSON Schemas of requests, events and answers, and the webhook's OpenAPI 3.1
+# document (openapi.json), all generated from the pydantic models; tests compare them.
 schema: $(STAMP)
 	$(BIN)/python -m shared.schema_export --out schemas
 

@@ -127,15 +127,25 @@ class FaultPlan:
     ``script`` is consumed first and is deterministic (``[503, 200]`` means: answer the next
     matching request with a 503, let the one after through). The rates then apply at random with
     a seeded generator so a soak run can be replayed.
+
+    ``error_statuses``, when set, replaces ``error_status``: each injected error picks one of them
+    at random (repeat a status to weight it), so one plan can mix 500s, 503s and 429s.
+    ``reset_rate`` resets the connection before the emulator sees the request (nothing happened);
+    ``lost_response_rate`` lets the emulator act and then resets instead of answering, the fault
+    that makes a client retry something that already happened. ``skip_path`` exempts requests
+    whose target contains it (e.g. a bucket used as a ledger rather than as the provider).
     """
 
     error_rate: float = 0.0
     error_status: int = 503
+    error_statuses: list[int] = field(default_factory=list)
     reset_rate: float = 0.0
+    lost_response_rate: float = 0.0
     latency_ms: float = 0.0
     latency_rate: float = 1.0
     match_method: str | None = None
     match_path: str | None = None  # substring of the raw request target
+    skip_path: str | None = None  # substring of the raw request target: never faulted
     script: list[int] = field(default_factory=list)
     seed: int = 0
 
@@ -149,6 +159,7 @@ class FaultPlan:
 
 
 RESET = 0  # a script entry of 0 means "reset the connection"
+LOST = -1  # a script entry of -1 means "handle the request, then reset instead of answering"
 
 
 class FaultInjector:
@@ -170,12 +181,15 @@ class FaultInjector:
         return self._plan
 
     def decide(self, request: Request) -> tuple[float, int | None]:
-        """Return (delay in seconds, status to fail with: None for no fault, RESET for a reset)."""
+        """Return (delay in seconds, status to fail with: None for no fault, RESET for a reset,
+        LOST for a response handled and then lost)."""
         with self._lock:
             plan = self._plan
             if plan.match_method and request.method != plan.match_method:
                 return 0.0, None
             if plan.match_path and plan.match_path not in request.target:
+                return 0.0, None
+            if plan.skip_path and plan.skip_path in request.target:
                 return 0.0, None
             delay = 0.0
             if plan.latency_ms and self._rng.random() < plan.latency_rate:
@@ -185,7 +199,11 @@ class FaultInjector:
                 return delay, (None if status == 200 else status)
             if plan.reset_rate and self._rng.random() < plan.reset_rate:
                 return delay, RESET
+            if plan.lost_response_rate and self._rng.random() < plan.lost_response_rate:
+                return delay, LOST
             if plan.error_rate and self._rng.random() < plan.error_rate:
+                if plan.error_statuses:
+                    return delay, self._rng.choice(plan.error_statuses)
                 return delay, plan.error_status
             return delay, None
 
@@ -199,9 +217,10 @@ class LoggedRequest:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    status: int
-    fault: str | None
+    status: int  # what the emulator answered (0: reset before it saw the request)
+    fault: str | None  # None, "injected", "reset" or "lost_response" (answered, then reset)
     body_size: int
+    delay_ms: float = 0.0  # injected latency before the request was handled
 
 
 class RequestLog:
@@ -211,7 +230,9 @@ class RequestLog:
         self._seq = 0
         self._limit = limit
 
-    def add(self, request: Request, status: int, fault: str | None) -> None:
+    def add(
+        self, request: Request, status: int, fault: str | None, delay_ms: float = 0.0
+    ) -> None:
         headers = {
             k.lower(): ("<redacted>" if k.lower() in REDACTED_HEADERS else v)
             for k, v in request.headers.items()
@@ -221,7 +242,7 @@ class RequestLog:
             self._entries.append(
                 LoggedRequest(
                     self._seq, time.time(), request.method, request.host, request.path,
-                    dict(request.query), headers, status, fault, len(request.body),
+                    dict(request.query), headers, status, fault, len(request.body), delay_ms,
                 )
             )
             if len(self._entries) > self._limit:
@@ -230,6 +251,13 @@ class RequestLog:
     def entries(self) -> list[LoggedRequest]:
         with self._lock:
             return list(self._entries)
+
+    def drain(self) -> list[LoggedRequest]:
+        """Every entry so far, removed from the log in the same step: a long run reads its log
+        in slices and never loses an entry between reading and clearing."""
+        with self._lock:
+            drained, self._entries = self._entries, []
+            return drained
 
     def clear(self) -> None:
         with self._lock:
@@ -284,19 +312,24 @@ class _Handler(BaseHTTPRequestHandler):
         delay, fault = self.server.faults.decide(request)
         if delay:
             time.sleep(delay)
+        delay_ms = delay * 1000.0
         if fault == RESET:
-            self.server.log.add(request, 0, "reset")
+            self.server.log.add(request, 0, "reset", delay_ms)
             self._reset()
             return
-        if fault is not None:
+        if fault is not None and fault != LOST:
             response = emulator.fault_response(fault, request)
-            self.server.log.add(request, response.status, "injected")
+            self.server.log.add(request, response.status, "injected", delay_ms)
         else:
             try:
                 response = emulator.handle(request)
             except Exception as exc:  # an emulator bug must surface as a 500, not a hang
                 response = Response.json(500, {"emulator_error": repr(exc)})
-            self.server.log.add(request, response.status, None)
+            if fault == LOST:
+                self.server.log.add(request, response.status, "lost_response", delay_ms)
+                self._reset()
+                return
+            self.server.log.add(request, response.status, None, delay_ms)
         self._send(response, head=self.command == "HEAD")
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = _dispatch
@@ -323,6 +356,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 class EmulatorHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog is 5: a fan-out opening dozens of connections at once
+    # overflowed it, and each dropped SYN stalled its client for a second.
+    request_queue_size = 128
     allow_reuse_address = True
 
     def __init__(self, emulator: Emulator, port: int = 0, host: str = "127.0.0.1") -> None:
@@ -428,8 +464,9 @@ def add_fault_argument(parser: argparse.ArgumentParser) -> None:
         "--faults",
         type=lambda text: FaultPlan.from_json(json.loads(text)),
         default=None,
-        help='fault plan as JSON, e.g. \'{"error_rate": 0.05, "error_status": 503, '
-        '"reset_rate": 0.01, "latency_ms": 2000, "latency_rate": 0.02, "seed": 7}\'; '
+        help='fault plan as JSON, e.g. \'{"error_rate": 0.05, "error_statuses": [500, 503], '
+        '"reset_rate": 0.005, "lost_response_rate": 0.005, "latency_ms": 2000, '
+        '"latency_rate": 0.02, "seed": 7}\'; '
         "change it later with POST /_emulator/faults",
     )
 

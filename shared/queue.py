@@ -180,7 +180,14 @@ def _process_item(service: RestoreService, item: Any, result: QueueResult) -> No
     elif outcome.retryable:
         result.retry = True  # unpublished: the redelivery will produce the real outcome
     elif not (handled.published or handled.replayed):
-        _publish(service, outcome, result, counted=True)  # a validation rejection
+        # A validation rejection: through the ledger like any phase, so a message redelivered
+        # for another item's sake does not publish it again (its id is stable: the caller's,
+        # or derived from the message id).
+        once = service.publish_once(outcome)
+        if not once.delivered or once.outcome.retryable:
+            logger.error("rejection for request %s not delivered; the message will be "
+                         "redelivered", outcome.request_id)
+            result.retry = True
 
 
 def _publish(

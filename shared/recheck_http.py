@@ -22,7 +22,8 @@ Answers (JSON, never a stack trace):
   next re-check is scheduled (``next_check``, ``delay_seconds``).
 - 200 ``{"result": "duplicate"}``: the request is done already, or this very check ran.
 - 503 + ``Retry-After``: the provider, the ledger, the scheduler or the event sink failed in a way
-  that may pass: Cloud Tasks delivers the task again.
+  that may pass, or another delivery of the same check holds its claim: Cloud Tasks delivers the
+  task again.
 - 401: the task signature is missing or wrong. Cloud Tasks retries it, which is what a secret
   rotated away too early needs (put the old secret back and the queued tasks go through).
 - 400 (not JSON), 405, 413, 415, 422 (not a ``RecheckMessage``: the field list, never values).
@@ -159,7 +160,7 @@ class RecheckHandler:
             return error_answer(
                 503, "retry_later",
                 "the re-check could not finish (provider, ledger, scheduler or event sink "
-                "unavailable); deliver it again",
+                "unavailable, or another delivery of this check is running); deliver it again",
                 retry_after=RETRY_AFTER_SECONDS, **about,
             )
         body: dict[str, Any] = dict(about)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -38,7 +39,10 @@ SECRET = SecretStr(WEBHOOK_SECRET)
 
 
 def publish(client: Any, payload: bytes) -> Any:
-    envelope = {"message": {"data": base64.b64encode(payload).decode(), "messageId": "hard-1"},
+    """A new Pub/Sub message each time (its own messageId, as Pub/Sub gives each message): a
+    message id repeated would be a redelivery, whose rejection is not published again."""
+    message_id = f"hard-{uuid.uuid4().hex[:12]}"
+    envelope = {"message": {"data": base64.b64encode(payload).decode(), "messageId": message_id},
                 "subscription": "projects/p/subscriptions/s"}
     return client.post("/", data=json.dumps(envelope),
                        headers={"Content-Type": "application/json"})

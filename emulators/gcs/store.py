@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
 import re
 import threading
 import uuid
@@ -397,6 +398,9 @@ class Bucket:
     metageneration: int = 1
     objects: dict[str, list[ObjectVersion]] = field(default_factory=dict)
     operations: dict[str, Operation] = field(default_factory=dict)
+    # The earliest hardDeleteTime of any soft-deleted version: purging is skipped until then
+    # (a scan of every object on every request made a 55k-object bucket cost 14 ms a request).
+    next_purge: float = math.inf
 
     def resource(self, base_url: str) -> dict[str, Any]:
         res: dict[str, Any] = {
@@ -571,6 +575,9 @@ class Store:
 
     @staticmethod
     def _purge(bucket: Bucket, now: float) -> None:
+        if now < bucket.next_purge:
+            return
+        bucket.next_purge = math.inf
         for name in list(bucket.objects):
             kept = [
                 v
@@ -583,6 +590,9 @@ class Store:
             ]
             if kept:
                 bucket.objects[name] = kept
+                for v in kept:
+                    if v.state == SOFT_DELETED and v.hard_delete_time is not None:
+                        bucket.next_purge = min(bucket.next_purge, v.hard_delete_time)
             else:
                 del bucket.objects[name]
 
@@ -711,6 +721,7 @@ class Store:
             version.time_deleted = version.time_deleted or now
             version.soft_delete_time = now
             version.hard_delete_time = now + bucket.soft_delete_seconds
+            bucket.next_purge = min(bucket.next_purge, version.hard_delete_time)
         else:
             versions = bucket.objects[version.name]
             versions.remove(version)

@@ -1,4 +1,5 @@
-"""Fault injection chosen per run on the standalone emulators (``--faults``)."""
+"""Fault injection: chosen per run on the standalone emulators (``--faults``), and the plan
+settings a soak needs (mixed statuses, lost answers, exempt paths, logged latency)."""
 
 from __future__ import annotations
 

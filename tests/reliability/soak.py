@@ -9,10 +9,12 @@ Why this shape:
   SCF handler ``main_handler`` (``functions/tencent/index.py``). Both build their service from
   the environment, exactly as deployed: a shared ``gs://`` ledger (the configuration for more
   than one instance) and the HTTP event sink.
-- **The platform is simulated, not mocked.** A message whose invocation asks for a retry (a 500
-  from the Google function, an exception from the SCF handler) goes back on an in-test queue
-  with exponential backoff and a bounded number of deliveries, as Pub/Sub and SCF redeliver;
-  several worker threads are the concurrent invocations.
+- **The platform is simulated, not mocked.** Messages are published at a steady rate onto an
+  in-test queue; several worker threads are the concurrent invocations. A message whose
+  invocation asks for a retry (a 500 from the Google function, an exception from the SCF
+  handler) comes back as the platform would send it again (time scaled by 1/30): CMQ events and
+  COS notifications 1 and 2 minutes later and then never (SCF's asynchronous retries), Pub/Sub
+  with backoff from 10 s up to 10 deliveries (a dead-letter policy), CKafka until it succeeds.
 - **Faults everywhere they occur in production.** COS and GCS answer 500/503 (GCS also 429),
   reset connections before handling a request and after handling it (the provider acted, the
   answer was lost), and stall for latency spikes; COS's restore rate limit throttles with 503
@@ -104,6 +106,11 @@ class SoakConfig:
     lost_response_rate: float = 0.005  # handled, then reset: the answer never arrives
     latency_ms: float = 2000.0
     latency_rate: float = 0.002
+    # Messages are published at a steady rate (about 30 requests, 11 COS restore POSTs a second)
+    # under COS's restore rate limit: its SlowDowns come from bursts, as throttling does, not
+    # from a backlog pushed through at whatever speed the machine has (that would be an
+    # overload test, and one whose outcome depended on the machine).
+    arrival_per_second: float = 12.0
     cos_restore_rate_limit: float = 15.0  # restore POSTs per second before 503 SlowDown
     sink_error_rate: float = 0.05
     sink_reset_rate: float = 0.01
@@ -733,8 +740,8 @@ def run_soak(
                                     name=f"soak-worker-{n}") for n in range(config.workers)]
         for thread in threads:
             thread.start()
-        for delivery in deliveries:
-            queue.put(delivery)
+        for n, delivery in enumerate(deliveries):
+            queue.put(delivery, delay=n / config.arrival_per_second)
         settled = queue.wait_idle(deadline, tick)
         delivered_at = time.monotonic()
         # Every restore was requested at the same (frozen) emulated instant: step the clock to

@@ -26,13 +26,13 @@ from urllib.parse import unquote
 import pytest
 
 from emulators._http import RunningEmulator
-from emulators.cos import DEFAULT_SECRET_ID, DEFAULT_SECRET_KEY
 from shared.events import event_id
 from shared.ledger import phase_of
 from shared.outcome import Outcome, OutcomeStatus
 from shared.retry import RetryPolicy
 from shared.service import RestoreService
 from tests.conftest import CollectingSink, make_settings
+from tests.gcp.conftest import function_env
 
 ROOT = Path(__file__).resolve().parents[2]
 GCP_SOURCE = ROOT / "functions" / "gcp" / "main.py"
@@ -261,18 +261,8 @@ def entry_env_vars(cos_url: str, gcs_url: str) -> dict[str, str]:
     """What a deployed function of either platform is configured with, pointed at the emulators,
     with the shared ledger and a file sink (each instance gets its own file)."""
     return {
-        "RESTORE_GCS_ALLOWED_BUCKETS": "restore-*",
-        "RESTORE_COS_ALLOWED_BUCKETS": "archive-*",
-        "GOOGLE_CLOUD_PROJECT": "test-project",
-        "GCS_ENDPOINT": gcs_url,
-        "COS_ENDPOINT": cos_url,
-        "COS_SECRET_ID": DEFAULT_SECRET_ID,
-        "COS_SECRET_KEY": DEFAULT_SECRET_KEY,
-        "COS_SCHEME": "http",
+        **function_env(cos_url, gcs_url),
         "RESTORE_WEBHOOK_SECRETS": WEBHOOK_SECRET,
-        "RESTORE_PROVIDER_TIMEOUT_SECONDS": "5",
-        "RESTORE_RETRY_BASE_SECONDS": "0.01",
-        "RESTORE_RETRY_MAX_SECONDS": "0.05",
         "RESTORE_LEDGER": LEDGER,
         "RESTORE_EVENT_SINK": "file",
     }

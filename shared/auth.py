@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from urllib.parse import quote
 
-from pydantic import SecretStr
+from shared.records import SecretValue
 
 TIMESTAMP_HEADER = "X-Restore-Timestamp"
 SIGNATURE_HEADER = "X-Restore-Signature"
@@ -28,12 +28,12 @@ class AuthenticationError(Exception):
     """Why a request was not authenticated; the message is safe to return to the caller."""
 
 
-def _digest(secret: SecretStr, timestamp: str, body: bytes) -> str:
+def _digest(secret: SecretValue, timestamp: str, body: bytes) -> str:
     message = timestamp.encode("ascii") + b"." + body
     return hmac.new(secret.get_secret_value().encode(), message, hashlib.sha256).hexdigest()
 
 
-def sign(secret: SecretStr, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+def sign(secret: SecretValue, body: bytes, timestamp: int | None = None) -> dict[str, str]:
     """The headers that authenticate ``body``."""
     stamp = str(int(time.time()) if timestamp is None else timestamp)
     return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: f"{SCHEME}={_digest(secret, stamp, body)}"}
@@ -53,7 +53,7 @@ def canonical_query(query: Mapping[str, str]) -> bytes:
 
 
 def sign_query(
-    secret: SecretStr, query: Mapping[str, str], timestamp: int | None = None
+    secret: SecretValue, query: Mapping[str, str], timestamp: int | None = None
 ) -> dict[str, str]:
     """The headers that authenticate a GET with ``query``."""
     return sign(secret, canonical_query(query), timestamp)
@@ -68,7 +68,7 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def verify(
-    secrets: Iterable[SecretStr],
+    secrets: Iterable[SecretValue],
     headers: Mapping[str, str],
     body: bytes,
     *,

@@ -24,10 +24,9 @@ import logging
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr
-
 from shared.config import Settings
 from shared.events import CloudEvent
+from shared.records import SecretValue
 from shared.sinks.base import SinkError
 
 logger = logging.getLogger("restorefn.callbacks")
@@ -53,7 +52,7 @@ class Callbacks:
     def __init__(
         self,
         *,
-        secret: SecretStr | None = None,
+        secret: SecretValue | None = None,
         allow_http: bool = False,
         allowed_hosts: tuple[str, ...] = (),
         attempts: int = 4,

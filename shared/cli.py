@@ -69,10 +69,9 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationError
-
 from shared.config import ConfigurationError, Settings
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
+from shared.records import Secret
 from shared.service import RestoreService
 from shared.sinks import LogSink, SinkError
 from shared.status import ObjectStatus, parse_status_query
@@ -496,8 +495,8 @@ def build_settings(args: argparse.Namespace, named: dict[str, set[str]]) -> Sett
 
         urls = _local_urls(args.local_state)
         cos.update(endpoint=urls["cos_emulator"], scheme=_scheme(urls["cos_emulator"]),
-                   secret_id=SecretStr(DEFAULT_SECRET_ID),
-                   secret_key=SecretStr(DEFAULT_SECRET_KEY), session_token=None)
+                   secret_id=Secret(DEFAULT_SECRET_ID),
+                   secret_key=Secret(DEFAULT_SECRET_KEY), session_token=None)
         gcs.update(endpoint=urls["gcs_emulator"])
     if args.cos_endpoint:
         cos.update(endpoint=args.cos_endpoint, scheme=_scheme(args.cos_endpoint))
@@ -682,7 +681,7 @@ def _terminal_exit(event: dict[str, Any]) -> int | None:
     try:
         status = OutcomeStatus(data.get("outcome"))
         error = ErrorInfo.model_validate(data["error"]) if data.get("error") else None
-    except (ValueError, ValidationError):
+    except (ValueError, TypeError, AttributeError):
         return None
     if not status.terminal:
         return None

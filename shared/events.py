@@ -7,12 +7,13 @@ event with the same id and consumers can drop the duplicate.
 from __future__ import annotations
 
 import uuid
+from dataclasses import fields
 from datetime import datetime, timezone
+from typing import ClassVar
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, SerializeAsAny
-
 from shared.outcome import Outcome, OutcomeStatus, RestoreFacts
+from shared.records import Readers, Record, read_datetime, record
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "restorefn.object.restore.v1"
@@ -25,14 +26,18 @@ def event_type(status: OutcomeStatus) -> str:
 
 
 
+@record
 class RestoreEventData(RestoreFacts):
     """The ``data`` of every restore event: the outcome's facts, with its status as ``outcome``."""
+
+    _readers: ClassVar[Readers] = {**RestoreFacts._readers, "outcome": OutcomeStatus}
 
     outcome: OutcomeStatus
 
 
-class CloudEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@record
+class CloudEvent(Record):
+    _readers: ClassVar[Readers] = {"time": read_datetime, "data": RestoreEventData.model_validate}
 
     specversion: str = SPEC_VERSION
     id: str
@@ -41,8 +46,9 @@ class CloudEvent(BaseModel):
     subject: str | None = None
     time: datetime
     datacontenttype: str = "application/json"
-    # SerializeAsAny: a bulk job's event carries a subclass with its counts (shared.bulk.report).
-    data: SerializeAsAny[RestoreEventData]
+    # A bulk job's event carries a subclass with its counts (shared.bulk.report); its dump has
+    # them: a record dumps the fields of its own class.
+    data: RestoreEventData
 
     def to_json(self) -> str:
         return self.model_dump_json(exclude_none=True)
@@ -60,10 +66,13 @@ def event_source(provider: str | None, bucket: str | None, region: str | None) -
     return REJECTED_SOURCE
 
 
+_FACTS = tuple(item.name for item in fields(RestoreFacts))
+
+
 def build_event(outcome: Outcome, now: datetime | None = None) -> CloudEvent:
     data = RestoreEventData(
         outcome=outcome.status,
-        **outcome.model_dump(exclude={"status", "attempts", "callback_url"}),
+        **{name: getattr(outcome, name) for name in _FACTS},
     )
     subject = f"objects/{quote(outcome.key, safe='/')}" if outcome.key else None
     return CloudEvent(

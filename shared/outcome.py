@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from shared.records import Readers, Record, described, read_datetime, record
 from shared.validation import FieldProblem
 
 
@@ -52,8 +51,12 @@ class ErrorCode(str, Enum):
     DUPLICATE_IN_FLIGHT = "duplicate_in_flight"
 
 
-class ErrorInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@record
+class ErrorInfo(Record):
+    _readers: ClassVar[Readers] = {
+        "code": ErrorCode,
+        "fields": lambda items: [FieldProblem.model_validate(item) for item in items],
+    }
 
     code: ErrorCode
     message: str
@@ -64,10 +67,15 @@ class ErrorInfo(BaseModel):
     fields: list[FieldProblem] | None = None
 
 
-class RestoreFacts(BaseModel):
+_WHEN = ("expiry_time", "expected_completion_after", "expected_completion_before")
+
+
+@record
+class RestoreFacts(Record):
     """What is known about one restore: shared by the outcome and the event's ``data``."""
 
-    model_config = ConfigDict(frozen=True)
+    _readers: ClassVar[Readers] = {
+        **dict.fromkeys(_WHEN, read_datetime), "error": ErrorInfo.model_validate}
 
     request_id: str
     provider: Literal["cos", "gcs"] | None = None
@@ -75,7 +83,7 @@ class RestoreFacts(BaseModel):
     key: str | None = None
     region: str | None = None
     version_id: str | None = None
-    generation: int | None = Field(default=None, description="Source (soft-deleted) generation.")
+    generation: int | None = described("Source (soft-deleted) generation.")
     restored_generation: int | None = None
     storage_class: str | None = None
     tier: str | None = None
@@ -87,8 +95,11 @@ class RestoreFacts(BaseModel):
     error: ErrorInfo | None = None
 
 
+@record
 class Outcome(RestoreFacts):
     """What became of one restore request."""
+
+    _readers: ClassVar[Readers] = {**RestoreFacts._readers, "status": OutcomeStatus}
 
     status: OutcomeStatus
     attempts: int = 0

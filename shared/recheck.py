@@ -19,13 +19,14 @@ that arrives early only re-schedules itself.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Literal, Protocol
+from functools import cache
+from typing import Any, ClassVar, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
+from shared.records import Readers, Record, read_datetime, record
 from shared.tiers import expected_window
+from shared.validation import FieldProblem, RequestValidationError, problems_from
 
 RECHECK_KIND: Literal["restorefn.recheck.v1"] = "restorefn.recheck.v1"
 MAX_CHECKS = 10
@@ -50,32 +51,28 @@ def recheck_offsets(storage_class: str | None, tier: str | None, margin: float) 
     return offsets
 
 
-class RecheckMessage(BaseModel):
-    """The body of one scheduled re-check; everything the stateless handler needs."""
+@record
+class RecheckMessage(Record):
+    """The body of one scheduled re-check; everything the stateless handler needs.
 
-    model_config = ConfigDict(extra="forbid")
+    A record (built on the cold path of every accepted COS restore); a delivered body is read
+    with ``parse_recheck``, where pydantic validates it against these same fields.
+    """
+
+    __pydantic_config__: ClassVar[dict[str, Any]] = {"extra": "forbid"}
+    _readers: ClassVar[Readers] = {"initiated_at": read_datetime, "not_before": read_datetime}
 
     kind: Literal["restorefn.recheck.v1"] = RECHECK_KIND
-    request: dict[str, Any] = Field(description="The original restore request, normalised.")
+    request: dict[str, Any] = field(
+        metadata={"description": "The original restore request, normalised."})
     initiated_at: datetime
     storage_class: str | None = None
-    check: int = Field(ge=0, lt=MAX_CHECKS, description="Index into the schedule.")
-    not_before: datetime | None = Field(
-        default=None, description="Set when a long delay is chained through shorter ones."
-    )
-    hops_left: int = Field(default=0, ge=0, description="Chained hops still to go after this.")
-
-    @field_validator("request")
-    @classmethod
-    def _has_request_id(cls, request: dict[str, Any]) -> dict[str, Any]:
-        """Every re-check is keyed by its request's id: one without is refused at the door."""
-        from shared.schemas import _check_request_id
-
-        request_id = request.get("request_id")
-        if not isinstance(request_id, str):
-            raise ValueError("request.request_id must be a string")
-        _check_request_id(request_id)
-        return request
+    check: int = field(metadata={"ge": 0, "lt": MAX_CHECKS,
+                                 "description": "Index into the schedule."})
+    not_before: datetime | None = field(default=None, metadata={
+        "description": "Set when a long delay is chained through shorter ones."})
+    hops_left: int = field(default=0, metadata={
+        "ge": 0, "description": "Chained hops still to go after this."})
 
     @property
     def request_id(self) -> str:
@@ -84,6 +81,38 @@ class RecheckMessage(BaseModel):
     def dedup_key(self) -> str:
         hop = "" if self.not_before is None else f"/hop-{self.hops_left}"
         return f"{self.request_id}/recheck/{self.check}{hop}"
+
+
+@cache
+def _adapter() -> Any:
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(RecheckMessage)
+
+
+def parse_recheck(payload: Any, message: str = "the body is not a re-check task") -> RecheckMessage:
+    """A delivered re-check body, validated; raises RequestValidationError with the field list.
+
+    Every re-check is keyed by its request's id: one without is refused at the door.
+    """
+    from pydantic import ValidationError
+
+    from shared.restore_requests import _check_request_id
+
+    try:
+        parsed: RecheckMessage = _adapter().validate_python(payload)
+    except ValidationError as exc:
+        raise RequestValidationError(problems_from(exc), message=message) from None
+    request_id = parsed.request.get("request_id")
+    try:
+        if not isinstance(request_id, str):
+            raise ValueError("request.request_id must be a string")
+        _check_request_id(request_id)
+    except ValueError as exc:
+        problem = FieldProblem(loc=["request"], field="request", reason=str(exc),
+                               type="value_error")
+        raise RequestValidationError([problem], message=message) from None
+    return parsed
 
 
 def is_recheck(payload: Any) -> bool:

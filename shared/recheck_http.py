@@ -42,12 +42,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
-
 from shared import auth, task_auth
 from shared.bulk.kinds import is_bulk_poll
 from shared.events import event_id
-from shared.recheck import RecheckMessage
+from shared.recheck import RecheckMessage, parse_recheck
 from shared.service import RestoreService
 from shared.validation import RequestValidationError, problems_from
 from shared.webhook import (
@@ -105,11 +103,8 @@ class RecheckHandler:
         if is_bulk_poll(payload):  # a GCS bulkRestore operation's delayed poll (shared.bulk)
             return self._poll(payload)
         try:
-            message = RecheckMessage.model_validate(payload)
-        except ValidationError as exc:
-            problem = RequestValidationError(
-                problems_from(exc), message="the body is not a re-check task"
-            )
+            message = parse_recheck(payload)
+        except RequestValidationError as problem:
             return HttpAnswer(422, {"error": problem.to_dict()})
         return self._run(message)
 
@@ -138,6 +133,8 @@ class RecheckHandler:
         )
 
     def _poll(self, payload: Any) -> HttpAnswer:
+        from pydantic import ValidationError
+
         from shared.bulk.service import bulk_for
 
         try:

@@ -12,11 +12,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from pydantic import ValidationError
-
 from shared.ledger import DONE, DuplicateInFlight, StoreError
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
-from shared.recheck import RecheckMessage, Scheduler, first_message, is_last, plan
+from shared.recheck import RecheckMessage, Scheduler, first_message, is_last, parse_recheck, plan
+from shared.validation import RequestValidationError
 
 if TYPE_CHECKING:
     from shared.service import RestoreService
@@ -83,9 +82,9 @@ def pending_request(
     raw = service.ledger.store.get(_pending_key(provider, bucket, key))
     if raw is None:
         return None
-    try:
+    try:  # our own record: read back, not validated
         return RecheckMessage.model_validate_json(raw).request
-    except ValidationError:
+    except (ValueError, TypeError):
         return None
 
 
@@ -93,8 +92,8 @@ def run(service: RestoreService, payload: Any) -> RecheckResult:
     """Handle one delivered re-check message. Never raises for provider trouble: ``retry``."""
     result = RecheckResult()
     try:
-        message = RecheckMessage.model_validate(payload)
-    except ValidationError:
+        message = parse_recheck(payload)
+    except RequestValidationError:
         logger.error("dropping a malformed re-check message")
         return result  # our own format: nothing a redelivery could fix
     now = service.now()

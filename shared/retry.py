@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -17,13 +17,13 @@ from shared.config import Settings
 
 
 class _Attempted(Protocol):
-    """What a retried call returns: an outcome or a status, both pydantic models."""
+    """What a retried call returns: an outcome (a record) or a status (a pydantic model)."""
 
     @property
     def retryable(self) -> bool: ...
 
     def model_copy(
-        self: ResultT, *, update: dict[str, Any] | None = None, deep: bool = False
+        self: ResultT, *, update: Mapping[str, Any] | None = None, deep: bool = False
     ) -> ResultT: ...
 
 

@@ -26,9 +26,9 @@ def schemas() -> dict[str, dict[str, Any]]:
     return {
         "restore-request": TypeAdapter(RestoreRequest).json_schema(mode="validation"),
         "restore-batch": RestoreBatch.model_json_schema(mode="validation"),
-        "restore-event": CloudEvent.model_json_schema(mode="serialization"),
-        "outcome": Outcome.model_json_schema(mode="serialization"),
-        "validation-problem": FieldProblem.model_json_schema(mode="serialization"),
+        "restore-event": TypeAdapter(CloudEvent).json_schema(mode="serialization"),
+        "outcome": TypeAdapter(Outcome).json_schema(mode="serialization"),
+        "validation-problem": TypeAdapter(FieldProblem).json_schema(mode="serialization"),
         "status-query": TypeAdapter(StatusQuery).json_schema(mode="validation"),
         "object-status": ObjectStatus.model_json_schema(mode="serialization"),
     }

@@ -8,9 +8,6 @@ is inferred from which spelling the payload uses.
 
 from __future__ import annotations
 
-import json
-import re
-import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -29,52 +26,31 @@ from pydantic import (
 )
 
 from shared import names
+from shared.restore_requests import (
+    MAX_BATCH,
+    MAX_CONTEXT_BYTES,
+    MAX_CONTEXT_DEPTH,
+    _check_context,
+    _check_request_id,
+    _depth,
+    _new_request_id,
+    provider_of,
+)
 
-MAX_CONTEXT_BYTES = 8 * 1024
-MAX_CONTEXT_DEPTH = 32
-MAX_BATCH = 100
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$")
-
-
-def _new_request_id() -> str:
-    return uuid.uuid4().hex
-
-
-def _check_request_id(value: str) -> str:
-    if not _REQUEST_ID.match(value):
-        raise ValueError(
-            "must be 1-128 characters of letters, digits and . _ : @ / -, starting with a "
-            "letter or digit"
-        )
-    return value
-
-
-def _depth(value: Any) -> int:
-    """How deeply ``value`` nests objects and arrays, counted without recursion (a hostile
-    value may nest deeper than Python's stack)."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, level = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(
-            item, list) else ()
-        for child in children:
-            if isinstance(child, dict | list):
-                pending.append((child, level + 1))
-        deepest = max(deepest, level)
-    return deepest
-
-
-def _check_context(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Small and shallow: the context travels in every event, callback and ledger record, and
-    pydantic's serializer refuses values nested a few hundred levels deep, so a context that
-    deep would validate here and then fail every publish (a redelivery loop on the queues)."""
-    if value is None:
-        return value
-    if _depth(value) > MAX_CONTEXT_DEPTH:
-        raise ValueError(f"must nest objects and arrays at most {MAX_CONTEXT_DEPTH} levels deep")
-    if len(json.dumps(value, separators=(",", ":"))) > MAX_CONTEXT_BYTES:
-        raise ValueError(f"must serialise to at most {MAX_CONTEXT_BYTES} bytes of JSON")
-    return value
+__all__ = [
+    "MAX_BATCH",
+    "MAX_CONTEXT_BYTES",
+    "MAX_CONTEXT_DEPTH",
+    "RESTORE_REQUEST_ADAPTER",
+    "CosRestoreRequest",
+    "GcsRestoreRequest",
+    "RestoreBatch",
+    "RestoreRequest",
+    "_check_context",
+    "_check_request_id",
+    "_depth",
+    "_new_request_id",
+]
 
 
 class _RequestBase(BaseModel):
@@ -235,32 +211,13 @@ class GcsRestoreRequest(_RequestBase):
         return None if self.allow_overwrite else 0
 
 
-_COS_SPELLINGS = frozenset(
-    {"Bucket", "Region", "region", "Key", "key", "Days", "days", "RestoreRequest",
-     "CASJobParameters", "tier", "Tier", "VersionId", "versionId", "version_id"}
-)
-_GCS_SPELLINGS = frozenset(
-    {"object", "name", "object_name", "generation", "copySourceAcl", "copy_source_acl",
-     "restoreToken", "restore_token", "ifGenerationMatch", "if_generation_match",
-     "allow_overwrite", "allowOverwrite", "projection"}
-)
-
-
 def _provider_of(value: Any) -> str | None:
     """Pick the union member: the explicit ``provider``, else the spelling the payload uses."""
     if isinstance(value, BaseModel):
         return getattr(value, "provider", None)
     if not isinstance(value, dict):
         return None
-    provider = value.get("provider")
-    if provider is not None:
-        return provider if isinstance(provider, str) else None
-    keys = set(value)
-    if keys & _GCS_SPELLINGS and not keys & _COS_SPELLINGS:
-        return "gcs"
-    if keys & _COS_SPELLINGS and not keys & _GCS_SPELLINGS:
-        return "cos"
-    return None
+    return provider_of(value)
 
 
 RestoreRequest = Annotated[

@@ -29,15 +29,9 @@ from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers import ProviderRegistry
 from shared.providers.base import failure
 from shared.recheck import Scheduler, utcnow
+from shared.restore_requests import _check_context, _check_request_id, _new_request_id
 from shared.retry import RetryPolicy
-from shared.schemas import _check_context, _check_request_id, _new_request_id
 from shared.sinks import EventSink, SinkError, sink_from_settings
-from shared.status import (
-    ObjectStatus,
-    parse_status_query,
-    status_error,
-    status_rejected,
-)
 from shared.validation import (
     AnyRestoreRequest,
     FieldProblem,
@@ -47,6 +41,7 @@ from shared.validation import (
 
 if TYPE_CHECKING:
     from shared.recheck_runner import RecheckResult
+    from shared.status import ObjectStatus
 
 
 @dataclass(frozen=True)
@@ -252,6 +247,9 @@ class RestoreService:
         ``check``; never publishes. ``previous_expiry`` (COS) is the expiry of an earlier restore
         from the caller's records (a ledger): it overrides the query's own ``previous_expiry``
         and lets an expired restore be told from one never made."""
+        # Imported here: the status models are pydantic's, kept off a restore's cold start.
+        from shared.status import parse_status_query, status_error, status_rejected
+
         try:
             query = parse_status_query(payload)
         except RequestValidationError as exc:

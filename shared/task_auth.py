@@ -19,25 +19,24 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
 
-from pydantic import SecretStr
-
 from shared.auth import AuthenticationError
+from shared.records import SecretValue
 
 SIGNATURE_HEADER = "X-Restore-Task-Signature"
 SCHEME = "v1"
 _PREFIX = b"restorefn.recheck."
 
 
-def _digest(secret: SecretStr, body: bytes) -> str:
+def _digest(secret: SecretValue, body: bytes) -> str:
     return hmac.new(secret.get_secret_value().encode(), _PREFIX + body, hashlib.sha256).hexdigest()
 
 
-def sign_task(secret: SecretStr, body: bytes) -> dict[str, str]:
+def sign_task(secret: SecretValue, body: bytes) -> dict[str, str]:
     """The header that authenticates a re-check task's ``body``."""
     return {SIGNATURE_HEADER: f"{SCHEME}={_digest(secret, body)}"}
 
 
-def verify_task(secrets: Iterable[SecretStr], headers: Mapping[str, str], body: bytes) -> None:
+def verify_task(secrets: Iterable[SecretValue], headers: Mapping[str, str], body: bytes) -> None:
     """Raise AuthenticationError unless one of ``secrets`` signed ``body``; the message is safe to
     return to the caller (it never names a secret or the body)."""
     keys = list(secrets)

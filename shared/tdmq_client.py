@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import SecretStr
+from shared.records import Secret, SecretValue
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -81,22 +81,22 @@ def describe(exc: BaseException) -> str:
     return error_code(exc) + suffix
 
 
-def _secret(value: SecretStr | str) -> SecretStr:
-    return value if isinstance(value, SecretStr) else SecretStr(value)
+def _secret(value: SecretValue | str) -> SecretValue:
+    return Secret(value) if isinstance(value, str) else value
 
 
 @dataclass(frozen=True)
 class TdmqCredentials:
     """A SecretId / SecretKey pair and the session token temporary keys come with."""
 
-    secret_id: SecretStr
-    secret_key: SecretStr
-    token: SecretStr | None = None
+    secret_id: SecretValue
+    secret_key: SecretValue
+    token: SecretValue | None = None
 
     @classmethod
     def of(
-        cls, secret_id: SecretStr | str, secret_key: SecretStr | str,
-        token: SecretStr | str | None = None,
+        cls, secret_id: SecretValue | str, secret_key: SecretValue | str,
+        token: SecretValue | str | None = None,
     ) -> TdmqCredentials:
         return cls(_secret(secret_id), _secret(secret_key),
                    _secret(token) if token is not None else None)

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-
-from shared.schemas import (
+from shared.records import Record, record
+from shared.restore_requests import (
     MAX_BATCH,
-    RESTORE_REQUEST_ADAPTER,
     CosRestoreRequest,
     GcsRestoreRequest,
+    fast_parse,
+    from_model,
 )
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 AnyRestoreRequest = CosRestoreRequest | GcsRestoreRequest
 _PROVIDER_TAGS = ("cos", "gcs")
@@ -47,7 +50,8 @@ def parse_json(data: bytes | str) -> Any:
         raise InvalidJson("JSON nested too deeply") from None
 
 
-class FieldProblem(BaseModel):
+@record
+class FieldProblem(Record):
     loc: list[str | int]
     field: str
     reason: str
@@ -106,14 +110,32 @@ def _reason(message: str) -> str:
 
 
 def parse_request(payload: Any) -> AnyRestoreRequest:
+    """The restore request ``payload`` describes; raises RequestValidationError.
+
+    A payload ``fast_parse`` can vouch for never loads pydantic (a cold start's largest cost);
+    any other is validated by the models of ``shared.schemas``, whose answer (value or errors)
+    is the authoritative one.
+    """
     if isinstance(payload, CosRestoreRequest | GcsRestoreRequest):
         return payload
+    if hasattr(payload, "model_dump"):
+        from shared import schemas
+
+        if isinstance(payload, schemas.CosRestoreRequest | schemas.GcsRestoreRequest):
+            return from_model(payload)
     if not isinstance(payload, Mapping):
         raise RequestValidationError(
             [FieldProblem(loc=[], field="(body)", reason="must be a JSON object", type="dict_type")]
         )
+    request = fast_parse(payload)
+    if request is not None:
+        return request
+    from pydantic import ValidationError
+
+    from shared.schemas import RESTORE_REQUEST_ADAPTER
+
     try:
-        return RESTORE_REQUEST_ADAPTER.validate_python(dict(payload))
+        return from_model(RESTORE_REQUEST_ADAPTER.validate_python(dict(payload)))
     except ValidationError as exc:
         raise RequestValidationError(problems_from(exc)) from None
 

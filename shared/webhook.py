@@ -41,15 +41,17 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared import auth
 from shared.bulk.kinds import is_bulk_job
 from shared.events import event_id
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.service import RestoreService
-from shared.status import ObjectStatus
 from shared.validation import FieldProblem, RequestValidationError, parse_json, split_batch
+
+if TYPE_CHECKING:
+    from shared.status import ObjectStatus
 
 logger = logging.getLogger("restorefn.webhook")
 

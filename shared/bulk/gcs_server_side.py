@@ -51,6 +51,7 @@ from shared.bulk.selection import GLOB_SPECIALS, literal_prefix
 from shared.ledger import DuplicateInFlight, StoreError
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers.base import code_for_status, is_retryable_status
+from shared.records import record
 from shared.schedulers.base import ScheduleError
 from shared.validation import FieldProblem, RequestValidationError
 
@@ -111,6 +112,7 @@ class OperationProgress(BaseModel):
         return sum(self.counts.values())
 
 
+@record
 class ServerSideJobEventData(BulkJobEventData):
     """``data`` of a server-side job's event: the job event's, plus the operation's name."""
 

@@ -20,6 +20,7 @@ import logging
 import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -29,6 +30,7 @@ from shared.bulk.schemas import JobParams, ObjectRef
 from shared.bulk.stores import ReportStore
 from shared.events import CloudEvent, RestoreEventData, event_id, event_source
 from shared.outcome import Outcome, OutcomeStatus
+from shared.records import record
 
 logger = logging.getLogger("restorefn.bulk")
 
@@ -82,12 +84,13 @@ class Progress(BaseModel):
         return sum(self.counts.values())
 
 
+@record
 class BulkJobEventData(RestoreEventData):
     """``data`` of a job event: the job's id as ``request_id``, counts per status."""
 
     job_id: str
     counts: dict[str, int]
-    skipped: dict[str, int] = {}
+    skipped: dict[str, int] = field(default_factory=dict)
     total: int
     report_csv: str | None = None
     report_jsonl: str | None = None

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from shared import names
-from shared.schemas import _check_context, _check_request_id
+from shared.restore_requests import _check_context, _check_request_id
 
 MAX_INLINE_OBJECTS = 10_000
 MAX_GLOBS = 50

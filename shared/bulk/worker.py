@@ -30,7 +30,12 @@ from shared.bulk.queues import ChunkQueue, QueueError
 from shared.bulk.report import JobReport, ReportRow, row_for
 from shared.bulk.schemas import BulkChunk, JobParams, ObjectRef
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
-from shared.schemas import CosRestoreRequest, GcsRestoreRequest
+from shared.restore_requests import (
+    CosRestoreRequest,
+    GcsRestoreRequest,
+    fast_parse,
+    from_model,
+)
 
 logger = logging.getLogger("restorefn.bulk")
 
@@ -68,17 +73,23 @@ def identity(item: ObjectRef | ReportRow) -> tuple[str, str | None, int | None]:
 def request_for(
     job: JobParams, item: ObjectRef, index: str
 ) -> CosRestoreRequest | GcsRestoreRequest:
-    """The single-object request the adapters take (validates the key like any request)."""
-    request_id = f"{job.job_id}/{index}"
+    """The single-object request the adapters take, validated like any request (the key
+    too): by ``fast_parse`` when it can vouch for it, else by the pydantic model, which raises
+    ValidationError for an invalid one."""
+    fields: dict[str, Any] = {"request_id": f"{job.job_id}/{index}", "bucket": job.bucket}
     if job.provider == "cos":
-        return CosRestoreRequest(
-            request_id=request_id, bucket=job.bucket, region=job.region or "", key=item.key,
-            days=job.days or 1, tier=job.tier, version_id=item.version_id,
-        )
-    return GcsRestoreRequest(
-        request_id=request_id, bucket=job.bucket, object=item.key, generation=item.generation,
-        copy_source_acl=job.copy_source_acl, allow_overwrite=job.allow_overwrite,
-    )
+        fields.update(provider="cos", region=job.region or "", key=item.key,
+                      days=job.days or 1, tier=job.tier, version_id=item.version_id)
+    else:
+        fields.update(provider="gcs", object=item.key, generation=item.generation,
+                      copy_source_acl=job.copy_source_acl, allow_overwrite=job.allow_overwrite)
+    request = fast_parse(fields)
+    if request is None:
+        from shared import schemas
+
+        model = schemas.CosRestoreRequest if job.provider == "cos" else schemas.GcsRestoreRequest
+        request = from_model(model(**fields))
+    return request
 
 
 class ChunkWorker:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
-from shared.schemas import CosRestoreRequest, GcsRestoreRequest
-from shared.status import CosStatusQuery, GcsStatusQuery, ObjectStatus
+from shared.restore_requests import CosRestoreRequest, GcsRestoreRequest
+
+if TYPE_CHECKING:  # the status models are pydantic's: imported by the status path only
+    from shared.status import CosStatusQuery, GcsStatusQuery, ObjectStatus
 
 RequestT = TypeVar("RequestT", CosRestoreRequest, GcsRestoreRequest, contravariant=True)
-QueryT = TypeVar("QueryT", CosStatusQuery, GcsStatusQuery, contravariant=True)
+QueryT = TypeVar("QueryT", "CosStatusQuery", "GcsStatusQuery", contravariant=True)
 
 
 class ProviderAdapter(Protocol[RequestT, QueryT]):

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from shared.config import CosSettings
@@ -31,17 +31,12 @@ from shared.providers.base import (
     network_failure,
     outcome_for,
 )
-from shared.schemas import CosRestoreRequest
-from shared.status import (
-    CosStatusQuery,
-    ObjectStatus,
-    StatusState,
-    as_utc,
-    status_error,
-    status_of,
-    utcnow,
-)
+from shared.recheck import utcnow
+from shared.restore_requests import CosRestoreRequest
 from shared.tiers import ARCHIVE_CLASSES, TIERED_CLASSES, expected_window, supports_tier
+
+if TYPE_CHECKING:  # the status models are pydantic's: imported by the status path only
+    from shared.status import CosStatusQuery, ObjectStatus
 
 _ONGOING = re.compile(r'ongoing-request\s*=\s*"(true|false)"', re.IGNORECASE)
 _EXPIRY = re.compile(r'expiry-date\s*=\s*"([^"]+)"', re.IGNORECASE)
@@ -259,6 +254,8 @@ class CosAdapter:
         without it an expired restore reads as ``archived``.
         """
         from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+        from shared.status import StatusState, as_utc, status_error, status_of
 
         previous = as_utc(previous_expiry or query.previous_expiry)
         try:

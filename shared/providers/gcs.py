@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from shared.config import GcsSettings
@@ -27,15 +27,10 @@ from shared.providers.base import (
     network_failure,
     outcome_for,
 )
-from shared.schemas import GcsRestoreRequest
-from shared.status import (
-    GcsStatusQuery,
-    ObjectStatus,
-    SoftDeletedGeneration,
-    StatusState,
-    status_error,
-    status_of,
-)
+from shared.restore_requests import GcsRestoreRequest
+
+if TYPE_CHECKING:  # the status models are pydantic's: imported by the status path only
+    from shared.status import GcsStatusQuery, ObjectStatus
 
 _REASONS: dict[str, ErrorCode] = {
     "softdeletepolicyrequired": ErrorCode.SOFT_DELETE_NOT_ENABLED,
@@ -153,6 +148,8 @@ class GcsAdapter:
         is ignored.
         """
         from google.api_core.exceptions import Forbidden, GoogleAPICallError, NotFound
+
+        from shared.status import SoftDeletedGeneration, StatusState, status_error, status_of
 
         network = _network_errors()
 

@@ -53,8 +53,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import SecretStr
-
+from shared.records import SecretValue
 from shared.schedulers.base import ScheduleError
 from shared.task_auth import sign_task
 
@@ -104,7 +103,7 @@ class CloudTasksScheduler:
         backoff_base: float = 0.25,
         backoff_max: float = 4.0,
         sleep: Callable[[float], None] = time.sleep,
-        signing_secret: SecretStr | None = None,
+        signing_secret: SecretValue | None = None,
     ) -> None:
         if not _QUEUE.fullmatch(queue):
             raise ValueError("the queue must look like projects/P/locations/LOCATION/queues/QUEUE")

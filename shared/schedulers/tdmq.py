@@ -36,9 +36,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import SecretStr
-
 from shared.config import TDMQ_MAX_DELAY_SECONDS
+from shared.records import SecretValue
 from shared.schedulers.base import ScheduleError
 from shared.tdmq_client import LazyTdmqClient, TdmqCredentials, call_with_retries, error_code
 
@@ -72,9 +71,9 @@ class TdmqScheduler:
         self,
         queue: str,
         region: str,
-        secret_id: SecretStr | str,
-        secret_key: SecretStr | str,
-        token: SecretStr | str | None = None,
+        secret_id: SecretValue | str,
+        secret_key: SecretValue | str,
+        token: SecretValue | str | None = None,
         *,
         endpoint: str | None = None,
         attempts: int = 4,

@@ -12,10 +12,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 
-from pydantic import SecretStr
-
 from shared import auth
 from shared.events import CloudEvent
+from shared.records import SecretValue
 from shared.sinks.base import SinkError
 
 CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
@@ -26,7 +25,7 @@ class HttpSink:
         self,
         url: str,
         *,
-        secret: SecretStr | None = None,
+        secret: SecretValue | None = None,
         attempts: int = 4,
         timeout: float = 10.0,
         backoff_base: float = 0.25,

@@ -22,9 +22,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import SecretStr
-
 from shared.events import CloudEvent
+from shared.records import SecretValue
 from shared.sinks.base import SinkError
 from shared.tdmq_client import (
     RETRYABLE_CODES,
@@ -61,9 +60,9 @@ class TdmqSink:
         self,
         topic: str,
         region: str,
-        secret_id: SecretStr | str,
-        secret_key: SecretStr | str,
-        token: SecretStr | str | None = None,
+        secret_id: SecretValue | str,
+        secret_key: SecretValue | str,
+        token: SecretValue | str | None = None,
         *,
         endpoint: str | None = None,
         attempts: int = 4,

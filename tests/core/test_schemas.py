@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.schemas import CosRestoreRequest, GcsRestoreRequest
+from shared.restore_requests import CosRestoreRequest, GcsRestoreRequest
 from shared.validation import RequestValidationError, parse_request, split_batch
 
 EVENTS = Path(__file__).parent.parent / "events"

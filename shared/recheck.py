@@ -19,12 +19,12 @@ that arrives early only re-schedules itself.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta, timezone
 from functools import cache
 from typing import Any, ClassVar, Literal, Protocol
 
-from shared.records import Readers, Record, read_datetime, record
+from shared.records import Readers, Record, frozen, read_datetime, record
 from shared.tiers import expected_window
 from shared.validation import FieldProblem, RequestValidationError, problems_from
 
@@ -124,7 +124,7 @@ class Scheduler(Protocol):
         """Deliver ``body`` to the re-check handler after the delay; raise on failure."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Planned:
     """The next message to send and how long to hold it."""
 

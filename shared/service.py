@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +28,7 @@ from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
 from shared.providers import ProviderRegistry
 from shared.providers.base import failure
 from shared.recheck import Scheduler, utcnow
+from shared.records import frozen
 from shared.restore_requests import _check_context, _check_request_id, _new_request_id
 from shared.retry import RetryPolicy
 from shared.sinks import EventSink, SinkError, sink_from_settings
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from shared.status import ObjectStatus
 
 
-@dataclass(frozen=True)
+@frozen
 class Handled:
     """What ``RestoreService.handle`` did with one request."""
 

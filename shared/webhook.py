@@ -40,13 +40,14 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from shared import auth
 from shared.bulk.kinds import is_bulk_job
 from shared.events import event_id
 from shared.outcome import ErrorCode, ErrorInfo, Outcome, OutcomeStatus
+from shared.records import frozen
 from shared.service import RestoreService
 from shared.validation import FieldProblem, RequestValidationError, parse_json, split_batch
 
@@ -84,7 +85,7 @@ _STATUS_FOR_ERROR = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class HttpRequest:
     method: str
     headers: Mapping[str, str]
@@ -96,7 +97,7 @@ class HttpRequest:
     query: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class HttpAnswer:
     status: int
     body: dict[str, Any]

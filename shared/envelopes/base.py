@@ -4,14 +4,14 @@ per-record results into one answer for the invocation."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from shared.queue import QueueResult
+from shared.records import frozen
 
 Loc = tuple[str | int, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class EnvelopeProblem:
     """Why (part of) an event cannot be used, in the shape of a validation problem: ``loc``
     points into the event, ``type`` is a stable machine-readable reason. Never carries values
@@ -22,7 +22,7 @@ class EnvelopeProblem:
     type: str
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordProblem:
     """One record of a multi-record event that cannot be used; the others still are."""
 

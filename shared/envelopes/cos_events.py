@@ -51,7 +51,6 @@ import logging
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
@@ -61,6 +60,7 @@ from shared.ledger import DONE, DuplicateInFlight, StoreError
 from shared.outcome import Outcome, OutcomeStatus
 from shared.queue import QueueResult
 from shared.recheck_runner import pending_request
+from shared.records import frozen
 from shared.service import RestoreService
 from shared.sinks import SinkError
 
@@ -90,7 +90,7 @@ _APPID = re.compile(r"^[0-9]{5,12}$")
 Phase = Literal["posted", "completed", "other"]
 
 
-@dataclass(frozen=True)
+@frozen
 class CosRestoreNotice:
     """A COS restore notification, decoded."""
 

@@ -23,11 +23,12 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Literal
 
 from shared.envelopes.base import EnvelopeProblem, RecordProblem
 from shared.envelopes.cos_events import CosRestoreNotice, parse_cos_record
+from shared.records import frozen
 from shared.webhook import MAX_BODY_BYTES
 
 # The most base64 text (whitespace aside) that can still decode to MAX_BODY_BYTES: four
@@ -43,7 +44,7 @@ _RECORD_KINDS: dict[str, Literal["cmq", "ckafka", "cos"]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class ApiGatewayRequest:
     """An API Gateway integration request: what the webhook contract needs. ``problem`` is set
     when the body could not be decoded (the answer is then a 400) or is over the webhook's
@@ -58,7 +59,7 @@ class ApiGatewayRequest:
     problem: EnvelopeProblem | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class QueueMessage:
     """One CMQ or CKafka record's message body (a restore request or a batch). ``message_id``
     is stable across SCF's retries of the event (CMQ ``msgId``; CKafka topic:partition:offset),
@@ -73,7 +74,7 @@ class QueueMessage:
 Record = QueueMessage | CosRestoreNotice | RecordProblem
 
 
-@dataclass(frozen=True)
+@frozen
 class RecordsEvent:
     """A ``Records`` event (CMQ, CKafka, COS): every record, each usable or a problem."""
 
@@ -93,7 +94,7 @@ class RecordsEvent:
         return sorted(kinds)
 
 
-@dataclass(frozen=True)
+@frozen
 class TimerMessage:
     """A timer trigger: ``Message`` is a restore request or a batch."""
 
@@ -110,7 +111,7 @@ class TimerMessage:
         return f"timer:{self.trigger_name or ''}:{self.time}"[:200]
 
 
-@dataclass(frozen=True)
+@frozen
 class InvalidEvent:
     """An event that is not a recognised trigger, or a recognised one without what it needs.
     ``keys`` are the event's top-level field names (for the log; never values)."""

@@ -30,13 +30,13 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from shared.config import ConfigurationError, Settings
 from shared.ledger.stores import GcsStore, LedgerStore, MemoryStore, StoreError
 from shared.outcome import Outcome, OutcomeStatus
+from shared.records import frozen
 
 __all__ = [
     "ACCEPTED", "DONE", "Claim", "DuplicateInFlight", "Ledger", "LedgerStore", "MemoryStore",
@@ -56,7 +56,7 @@ class DuplicateInFlight(RuntimeError):
     """Another copy of this request (chunk, check) holds the claim on it right now."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Claim:
     """A claim this copy holds; ``release`` drops it only while it is still this copy's."""
 

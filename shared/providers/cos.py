@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from shared.providers.base import (
     outcome_for,
 )
 from shared.recheck import utcnow
+from shared.records import frozen
 from shared.restore_requests import CosRestoreRequest
 from shared.tiers import ARCHIVE_CLASSES, TIERED_CLASSES, expected_window, supports_tier
 
@@ -62,7 +62,7 @@ _ERROR_CODES: dict[str, tuple[ErrorCode, OutcomeStatus]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class RestoreState:
     """What ``x-cos-restore`` says: never requested, running, or readable until ``expiry``."""
 

@@ -104,14 +104,28 @@ def _jsonable(value: Any, mode: Mode, exclude_none: bool) -> Any:
     return value
 
 
-_VALUE_METHODS = ("__setattr__", "__delattr__", "_values", "__eq__", "__hash__", "__repr__")
+_VALUE_METHODS = ("__init__", "__setattr__", "__delattr__", "_values", "__eq__", "__hash__",
+                  "__repr__")
+_MISSING = dataclasses.MISSING
+# Per class: the positional fields' names, then (name, default, default_factory) of every field.
+_InitPlan = tuple[tuple[str, ...], tuple[tuple[str, Any, Any], ...]]
 
 
 def _value_class(cls: type[T], *, kw_only: bool) -> type[T]:
     for name in _VALUE_METHODS:
         if name not in cls.__dict__:
             setattr(cls, name, Record.__dict__[name])
-    return dataclasses.dataclass(kw_only=kw_only, repr=False, eq=False)(cls)
+    return dataclasses.dataclass(init=False, kw_only=kw_only, repr=False, eq=False)(cls)
+
+
+def _init_plan(cls: type) -> _InitPlan:
+    plan: _InitPlan | None = cls.__dict__.get("_record_init_plan")
+    if plan is None:
+        items = [item for item in dataclasses.fields(cls) if item.init]
+        plan = (tuple(item.name for item in items if not item.kw_only),
+                tuple((item.name, item.default, item.default_factory) for item in items))
+        type.__setattr__(cls, "_record_init_plan", plan)
+    return plan
 
 
 @dataclass_transform(kw_only_default=True, frozen_default=True,
@@ -120,10 +134,11 @@ def record(cls: type[R]) -> type[R]:
     """``@record``: a keyword-only dataclass whose instances cannot be changed once built.
 
     ``dataclasses.dataclass(frozen=True)`` compiles five methods per class (``__init__``,
-    ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``...), about 0.4 ms a class and a
-    third of our import time on a cold start; here only ``__init__`` is generated and the
-    others are ``Record``'s, shared by every class (the same semantics: value equality and
-    hash, the dataclass repr, no assignment after ``__init__``).
+    ``__repr__``, ``__eq__``, ``__hash__``, ``__setattr__``...), about 0.5 ms a class and a
+    third of our import time on a cold start; here none is compiled: all are ``Record``'s,
+    shared by every class, with the same semantics (keyword arguments, defaults and factories,
+    ``__post_init__``, value equality and hash, the dataclass repr, no assignment after
+    ``__init__``).
     """
     return _value_class(cls, kw_only=True)
 
@@ -138,6 +153,38 @@ def frozen(cls: type[T]) -> type[T]:
 class Record:
     """Base of ``@record`` classes (see the module docstring): value equality, a repr, a hash,
     no assignment after ``__init__`` (``@frozen`` classes borrow these methods)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """The dataclass ``__init__``, written once for every class rather than compiled per
+        class: arguments by field (positional ones for ``@frozen``), defaults and default
+        factories, then ``__post_init__``."""
+        positional, plan = _init_plan(type(self))
+        if len(args) > len(positional):
+            raise TypeError(f"{type(self).__qualname__}() takes {len(positional)} positional "
+                            f"arguments but {len(args)} were given")
+        given = dict(zip(positional, args, strict=False))
+        for name, default, factory in plan:
+            if name in given:
+                if name in kwargs:
+                    raise TypeError(f"{type(self).__qualname__}() got multiple values for "
+                                    f"argument {name!r}")
+                value = given[name]
+            elif name in kwargs:
+                value = kwargs.pop(name)
+            elif default is not _MISSING:
+                value = default
+            elif factory is not _MISSING:
+                value = factory()
+            else:
+                raise TypeError(f"{type(self).__qualname__}() missing required argument: "
+                                f"{name!r}")
+            object.__setattr__(self, name, value)
+        if kwargs:
+            raise TypeError(f"{type(self).__qualname__}() got an unexpected keyword argument "
+                            f"{next(iter(kwargs))!r}")
+        post_init = getattr(self, "__post_init__", None)
+        if post_init is not None:
+            post_init()
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in self.__dict__:

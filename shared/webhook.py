@@ -374,8 +374,11 @@ class WebhookHandler:
 
     def _run(self, payload: Any) -> tuple[Outcome, bool]:
         """Decide and publish; returns the outcome and whether its event was delivered."""
-        # Validation rejections come back unpublished: the caller gets the field list.
-        handled = self._service.handle(payload)
+        # Validation rejections come back unpublished: the caller gets the field list. So does
+        # a retryable failure: the caller is answered 503 and sends the request again, and an
+        # event (and its callback) would tell a workflow waiting on the callback that the
+        # restore failed while its retry succeeds.
+        handled = self._service.handle(payload, publish_retryable=False)
         return handled.outcome, handled.delivered
 
     def _single(self, payload: Any) -> HttpAnswer:

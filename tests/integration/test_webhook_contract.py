@@ -103,6 +103,20 @@ def test_retryable_failure_is_503_with_retry_after(handler, gcs_emulator):
     assert answer.body["error"]["retryable"] is True
 
 
+def test_a_retryable_failure_publishes_nothing_and_the_retry_publishes_once(
+    handler, sink, gcs_emulator
+):
+    # The caller is told 503 and retries; an event (and its callback) for the failure would
+    # tell a workflow waiting on the callback that the restore failed while it succeeds.
+    soft_delete(gcs_emulator, "x.txt")
+    gcs_emulator.faults.set(FaultPlan(match_path="/restore?", script=[503, 503, 503]))
+    request = gcs_request("x.txt", request_id="retried-1")
+    assert post(handler, request).status == 503
+    assert sink.events == []
+    assert post(handler, request).status == 200
+    assert [event.data.outcome.value for event in sink.events] == ["completed"]
+
+
 def test_batch_reports_per_item_outcomes_and_a_mixed_overall_status(handler, gcs_emulator):
     soft_delete(gcs_emulator, "one.txt")
     answer = post(handler, {"requests": [gcs_request("one.txt"), {"provider": "gcs"}]})

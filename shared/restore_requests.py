@@ -89,16 +89,18 @@ _GCS_SPELLINGS = frozenset(
 )
 
 
-def provider_of(value: Mapping[str, Any]) -> str | None:
+def provider_of(value: Mapping[str, Any], cos_spellings: frozenset[str] = _COS_SPELLINGS,
+                gcs_spellings: frozenset[str] = _GCS_SPELLINGS) -> str | None:
     """The explicit ``provider`` (None when it is not a string), else the provider whose
-    spellings the payload uses (None when it uses both or neither)."""
+    spellings the payload uses (None when it uses both or neither). The status query passes
+    its own spellings."""
     provider = value.get("provider")
     if provider is not None:
         return provider if isinstance(provider, str) else None
     keys = set(value)
-    if keys & _GCS_SPELLINGS and not keys & _COS_SPELLINGS:
+    if keys & gcs_spellings and not keys & cos_spellings:
         return "gcs"
-    if keys & _COS_SPELLINGS and not keys & _GCS_SPELLINGS:
+    if keys & cos_spellings and not keys & gcs_spellings:
         return "cos"
     return None
 

@@ -110,10 +110,6 @@ class CosRestoreRequest(_RequestBase):
         validation_alias=AliasChoices("version_id", "versionId", "VersionId"),
     )
 
-    @property
-    def object_key(self) -> str:
-        return self.key
-
 
 class GcsRestoreRequest(_RequestBase):
     """Restore a soft-deleted Google Cloud Storage object (objects.restore)."""
@@ -199,16 +195,6 @@ class GcsRestoreRequest(_RequestBase):
                 "replacing it"
             )
         return allow
-
-    @property
-    def object_key(self) -> str:
-        return self.object
-
-    def effective_if_generation_match(self) -> int | None:
-        """ifGenerationMatch as sent: 0 unless the caller allowed an overwrite."""
-        if self.if_generation_match is not None:
-            return self.if_generation_match
-        return None if self.allow_overwrite else 0
 
 
 def _provider_of(value: Any) -> str | None:

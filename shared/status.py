@@ -50,6 +50,7 @@ from pydantic import (
 
 from shared import names
 from shared.outcome import ErrorCode, ErrorInfo
+from shared.restore_requests import provider_of
 from shared.validation import FieldProblem, RequestValidationError, problems_from
 
 
@@ -135,15 +136,7 @@ def _provider_of(value: Any) -> str | None:
         return getattr(value, "provider", None)
     if not isinstance(value, dict):
         return None
-    provider = value.get("provider")
-    if provider is not None:
-        return provider if isinstance(provider, str) else None
-    keys = set(value)
-    if keys & _GCS_SPELLINGS and not keys & _COS_SPELLINGS:
-        return "gcs"
-    if keys & _COS_SPELLINGS and not keys & _GCS_SPELLINGS:
-        return "cos"
-    return None
+    return provider_of(value, _COS_SPELLINGS, _GCS_SPELLINGS)
 
 
 StatusQuery = Annotated[
